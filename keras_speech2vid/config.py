@@ -1,0 +1,109 @@
+"""Hyper-parameters as small frozen dataclasses, with named presets.
+
+`ModelConfig` fixes the network topology (spec §2–3); `AudioConfig` the MFCC front end (spec §1).
+Presets: ``paper`` (5 identity images), ``paper_1img`` (1 image) and ``tiny`` (same topology,
+narrow widths, for fast tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """The original demo's MFCC (spec §1.1) and its windowing (§1.2–1.3)."""
+
+    sample_rate: int = 16000
+    frame_length: int = 400  # 25 ms
+    frame_step: int = 160  # 10 ms
+    fft_length: int = 512
+    num_filters: int = 40
+    lower_hz: float = 300.0
+    upper_hz: float = 3700.0
+    num_coeffs: int = 12  # c1..c12 (c0 is dropped)
+    lifter: int = 22
+    preemphasis: float = 0.97
+    window_frames: int = 35
+    pad_seconds: float = 1.0
+    # "centre": the window's middle MFCC frame sits on the video frame (spec §1.3 H2);
+    # "start": the window starts at the frame, as the demo indexes it (H1).
+    alignment: str = "centre"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Topology of the generator and the deblurrer.
+
+    Widths follow the spec's tables, in layer order:
+      audio_widths:   conv1..conv5, fc6, fc7 of the audio encoder
+      face_widths:    conv1..conv5, fc6, fc7 of the identity encoder
+      decoder_widths: conv8, conv1_1, conv1_2, conv1_3, conv2, conv3_1, conv3_2, conv4, conv5_1, conv5_2
+    """
+
+    name: str = "paper"
+    identity_images: int = 5
+    image_size: int = 112
+    output_size: int = 109
+    mfcc_coeffs: int = 12
+    mfcc_frames: int = 35
+    audio_widths: tuple[int, ...] = (64, 128, 256, 256, 256, 512, 256)
+    face_widths: tuple[int, ...] = (96, 256, 512, 512, 512, 512, 256)
+    decoder_widths: tuple[int, ...] = (128, 128, 256, 512, 256, 256, 96, 96, 64, 32)
+    deblur_width: int = 64
+    deblur_depth: int = 10
+    bn_momentum: float = 0.9  # MatConvNet moment rate 0.1 (spec §2.5)
+    bn_epsilon: float = 1e-5
+    # Zero the relu1_audio columns next to silent MFCC frames: the NaN-free equivalent
+    # of the original's NaN → ReLU → 0 path (spec §1.4).
+    silence_mask: bool = True
+
+    def __post_init__(self):
+        if self.identity_images < 1:
+            raise ValueError(f"identity_images must be >= 1. Received: identity_images={self.identity_images}")
+        for field, n in (("audio_widths", 7), ("face_widths", 7), ("decoder_widths", 10)):
+            value = getattr(self, field)
+            if len(value) != n or any(int(w) < 1 for w in value):
+                raise ValueError(f"{field} needs {n} positive widths. Received: {field}={value}")
+        if self.deblur_depth < 2:
+            raise ValueError(f"deblur_depth must be >= 2. Received: deblur_depth={self.deblur_depth}")
+
+    @property
+    def identity_channels(self) -> int:
+        return 3 * self.identity_images
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+        return cls(**kwargs)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(name="paper", identity_images=5),
+    "paper_1img": ModelConfig(name="paper_1img", identity_images=1),
+    "tiny": ModelConfig(
+        name="tiny",
+        identity_images=5,
+        audio_widths=(8, 16, 16, 16, 16, 32, 32),
+        face_widths=(8, 16, 16, 16, 16, 32, 32),
+        decoder_widths=(16, 16, 16, 16, 16, 16, 8, 8, 8, 8),
+        deblur_width=8,
+    ),
+}
+
+
+def get_config(config: "ModelConfig | str") -> ModelConfig:
+    """Return `config` itself, or the preset it names."""
+    if isinstance(config, ModelConfig):
+        return config
+    if isinstance(config, str) and config in PRESETS:
+        return PRESETS[config]
+    raise ValueError(f"Unknown preset. Expected one of {sorted(PRESETS)} or a ModelConfig. Received: {config!r}")

@@ -1,0 +1,251 @@
+"""Media input/output through ffmpeg: probe, decode audio, stream video frames, write mp4 atomically.
+
+ffmpeg is the binary shipped by `imageio-ffmpeg`, falling back to one on PATH. Every call passes an
+argument list (never a shell string). Errors are one line that names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from keras_speech2vid.errors import AudioError, ImageError, MediaError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: imageio-ffmpeg's, else one on PATH."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - any failure means "not usable", try PATH
+        exe = shutil.which("ffmpeg")
+        if exe is None:
+            raise MediaError("ffmpeg not found: install imageio-ffmpeg or put ffmpeg on PATH") from None
+        return exe
+
+
+def _check_readable(path, error=MediaError) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise error(f"{path}: file is empty")
+    return path
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "ffmpeg failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaInfo:
+    """Container facts as ffmpeg reports them (the same header ffprobe reads)."""
+
+    duration: float | None
+    has_video: bool
+    has_audio: bool
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+
+
+def probe(path) -> MediaInfo:
+    """Read the container header of `path` with `ffmpeg -i`."""
+    path = _check_readable(path)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                          capture_output=True, text=True, errors="replace")
+    err = proc.stderr
+    if "Stream #" not in err:
+        raise MediaError(f"{path}: not a readable media file ({_last_error_line(err)})")
+    duration = None
+    m = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", err)
+    if m:
+        duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    video = re.search(r"Stream #.*?Video: .*?(\d{2,5})x(\d{2,5})", err)
+    fps = re.search(r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) fps", err) or re.search(
+        r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) tbr", err)
+    audio = re.search(r"Stream #.*?Audio: .*?(\d+) Hz, (mono|stereo|[\d.]+(?:\(\w+\))?|\d+ channels)", err)
+    channels = None
+    if audio:
+        layout = audio.group(2)
+        channels = {"mono": 1, "stereo": 2}.get(layout)
+        if channels is None:
+            digits = re.match(r"(\d+)", layout)
+            channels = int(digits.group(1)) if digits else None
+    return MediaInfo(
+        duration=duration,
+        has_video=video is not None,
+        has_audio=audio is not None,
+        fps=float(fps.group(1)) if (video and fps) else None,
+        width=int(video.group(1)) if video else None,
+        height=int(video.group(2)) if video else None,
+        audio_sample_rate=int(audio.group(1)) if audio else None,
+        audio_channels=channels,
+    )
+
+
+def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
+    """Decode the audio track of any file ffmpeg reads to mono float32 in [-1, 1) at `sample_rate`.
+
+    Raises `AudioError` for a missing, empty or corrupt file, or a file without an audio stream.
+    """
+    path = _check_readable(path, AudioError)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+           "-vn", "-ac", "1", "-ar", str(int(sample_rate)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    proc = subprocess.run(cmd, capture_output=True)
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        if "does not contain any stream" in stderr or "matches no streams" in stderr:
+            raise AudioError(f"{path}: no audio stream")
+        raise AudioError(f"{path}: cannot decode audio ({_last_error_line(stderr)})")
+    audio = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+    if audio.size == 0:
+        # ffmpeg exits 0 with no output when the input has no audio stream
+        info = probe(path)
+        raise AudioError(f"{path}: no audio stream" if not info.has_audio else f"{path}: audio stream is empty")
+    return audio
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3); grayscale is expanded, alpha dropped."""
+    import cv2
+
+    path = _check_readable(path, ImageError)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError(f"{path}: not a readable image")
+    if image.dtype != np.uint8:
+        image = (image / (256 if image.dtype == np.uint16 else 1)).clip(0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def is_image(path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def iter_frames(path, info: MediaInfo | None = None) -> Iterator[np.ndarray]:
+    """Stream the video frames of `path` as RGB uint8 arrays, one at a time (bounded memory)."""
+    path = _check_readable(path)
+    info = info or probe(path)
+    if not info.has_video:
+        raise MediaError(f"{path}: no video stream")
+    w, h = info.width, info.height
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+           "-an", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    size = w * h * 3
+    try:
+        while True:
+            buf = proc.stdout.read(size)
+            if len(buf) < size:
+                break
+            yield np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stderr.close()
+
+
+@contextlib.contextmanager
+def atomic_path(outfile, suffix: str | None = None):
+    """Yield a temporary path beside `outfile`; rename it onto `outfile` only on success."""
+    outfile = Path(outfile)
+    if not outfile.parent.is_dir():
+        raise MediaError(f"{outfile}: output folder {outfile.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{outfile.name}.", suffix=suffix or outfile.suffix, dir=outfile.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, outfile)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class VideoWriter:
+    """Stream RGB frames into an H.264 mp4 (atomic), optionally muxing audio as AAC.
+
+    `audio` is a media file path, or a mono float32 waveform at `sample_rate`. Odd frame sizes are
+    padded by one pixel for yuv420p. Use as a context manager; frames go to ffmpeg as they come.
+    """
+
+    def __init__(self, outfile, fps: float, size: tuple[int, int], audio=None, sample_rate: int = 16000,
+                 crf: int = 18):
+        self.outfile = Path(outfile)
+        self.fps = float(fps)
+        self.width, self.height = int(size[0]), int(size[1])
+        self.audio = audio
+        self.sample_rate = sample_rate
+        self.crf = crf
+        self.frames_written = 0
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self):
+        self._tmp = self._stack.enter_context(atomic_path(self.outfile, suffix=".mp4"))
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+               "-r", f"{self.fps}", "-i", "-"]
+        if self.audio is not None:
+            if isinstance(self.audio, (str, os.PathLike)):
+                cmd += ["-i", str(self.audio)]
+            else:
+                wav = self._stack.enter_context(tempfile.NamedTemporaryFile(suffix=".f32", dir=self.outfile.parent))
+                np.asarray(self.audio, dtype="<f4").tofile(wav.name)
+                cmd += ["-f", "f32le", "-ar", str(self.sample_rate), "-ac", "1", "-i", wav.name]
+            cmd += ["-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
+        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
+                "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8:
+            frame = (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        if frame.shape != (self.height, self.width, 3):
+            raise ValueError(f"frame shape {frame.shape} does not match the writer's {(self.height, self.width, 3)}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            raise MediaError(f"{self.outfile}: ffmpeg stopped ({_last_error_line(self._proc.stderr.read().decode())})") from None
+        self.frames_written += 1
+
+    def __exit__(self, exc_type, exc, tb):
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+        if exc_type is not None:
+            self._proc.kill()
+        rc = self._proc.wait()
+        stderr = self._proc.stderr.read().decode("utf-8", "replace")
+        self._proc.stderr.close()
+        if exc_type is None and (rc != 0 or self.frames_written == 0):
+            problem = "no frames written" if self.frames_written == 0 else _last_error_line(stderr)
+            error = MediaError(f"{self.outfile}: cannot write video ({problem})")
+            self._stack.__exit__(MediaError, error, None)  # removes the temporary file
+            raise error
+        # renames the temporary file onto outfile on success, removes it on an exception
+        return self._stack.__exit__(exc_type, exc, tb)

@@ -1,0 +1,20 @@
+"""The Speech2Vid networks as Keras functional builders."""
+
+from keras_speech2vid.models.audio_encoder import build_audio_encoder
+from keras_speech2vid.models.deblurrer import build_deblurrer
+from keras_speech2vid.models.decoder import build_decoder
+from keras_speech2vid.models.generator import build_generator, get_submodels
+from keras_speech2vid.models.identity_encoder import IDENTITY_OUTPUTS, build_identity_encoder
+from keras_speech2vid.models.layers import SilenceMask, UpSamp2
+
+__all__ = [
+    "IDENTITY_OUTPUTS",
+    "SilenceMask",
+    "UpSamp2",
+    "build_audio_encoder",
+    "build_deblurrer",
+    "build_decoder",
+    "build_generator",
+    "build_identity_encoder",
+    "get_submodels",
+]

@@ -1,0 +1,35 @@
+"""Audio encoder (spec §2.1): 12×35×1 MFCC window → 1×1×256 audio embedding."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_speech2vid.config import ModelConfig, get_config
+from keras_speech2vid.models.layers import SilenceMask, conv_bn_relu, pad2d
+
+
+def build_audio_encoder(config: ModelConfig | str = "paper", name: str = "audio_encoder") -> keras.Model:
+    """Build the audio encoder; output (B, 1, 1, audio_widths[-1]), ≥ 0."""
+    config = get_config(config)
+    w = config.audio_widths
+    p = "audio"
+
+    # === layers and functional graph ===
+    mfcc = keras.Input((config.mfcc_coeffs, config.mfcc_frames, 1), name="mfcc")  # (B, 12, 35, 1)
+    x = conv_bn_relu(mfcc, w[0], 3, pad="same", name=p, index=1, config=config)  # (B, 12, 35, 64)
+    if config.silence_mask:
+        x = SilenceMask(name=f"{p}_silence_mask")([x, mfcc])
+    # pool1_audio is a 1×1 max pool: a no-op, kept for a one-to-one layer map
+    x = keras.layers.MaxPooling2D(1, name=f"{p}_pool1")(x)
+    x = conv_bn_relu(x, w[1], 3, pad="same", name=p, index=2, config=config)  # (B, 12, 35, 128)
+    x = pad2d(x, (1, 0, 0, 0), f"{p}_pool2_pad")  # one extra row on top
+    x = keras.layers.MaxPooling2D(3, strides=(1, 2), name=f"{p}_pool2")(x)  # (B, 11, 17, 128)
+    x = conv_bn_relu(x, w[2], 3, pad="same", name=p, index=3, config=config)  # (B, 11, 17, 256)
+    x = conv_bn_relu(x, w[3], 3, pad="same", name=p, index=4, config=config)
+    x = conv_bn_relu(x, w[4], 3, pad="same", name=p, index=5, config=config)
+    x = keras.layers.MaxPooling2D(3, strides=2, name=f"{p}_pool5")(x)  # (B, 5, 8, 256)
+    x = conv_bn_relu(x, w[5], (5, 8), name=p, index="fc6", config=config)  # (B, 1, 1, 512)
+    x = conv_bn_relu(x, w[6], 1, name=p, index="fc7", config=config)  # (B, 1, 1, 256)
+
+    # === model ===
+    return keras.Model(mfcc, x, name=name)

@@ -1,0 +1,42 @@
+"""The whole Speech2Vid generator: MFCC window + identity faces → 109×109×3 frame."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_speech2vid.config import ModelConfig, get_config
+from keras_speech2vid.models.audio_encoder import build_audio_encoder
+from keras_speech2vid.models.decoder import build_decoder
+from keras_speech2vid.models.identity_encoder import build_identity_encoder
+
+
+def build_generator(config: ModelConfig | str = "paper", name: str = "generator") -> keras.Model:
+    """Build the generator from its three sub-models.
+
+    Inputs ``mfcc`` (B, 12, 35, 1) raw MFCC and ``identity`` (B, 112, 112, 3n) faces in [0, 1];
+    output ``frame`` (B, 109, 109, 3) in [0, 1]. The sub-models are layers named
+    ``audio_encoder``, ``identity_encoder`` and ``decoder``; `get_submodels` returns them, so
+    inference can run the identity branch once per identity.
+    """
+    config = get_config(config)
+
+    # === layers ===
+    audio_encoder = build_audio_encoder(config)
+    identity_encoder = build_identity_encoder(config)
+    decoder = build_decoder(config)
+
+    # === functional graph ===
+    mfcc = keras.Input((config.mfcc_coeffs, config.mfcc_frames, 1), name="mfcc")
+    identity = keras.Input((config.image_size, config.image_size, config.identity_channels), name="identity")
+    audio_embedding = audio_encoder(mfcc)
+    embedding, skip_53, skip_26, skip_12 = identity_encoder(identity)
+    frame = decoder([audio_embedding, embedding, skip_53, skip_26, skip_12])
+    frame = keras.layers.Identity(name="frame")(frame)
+
+    # === model ===
+    return keras.Model({"mfcc": mfcc, "identity": identity}, {"frame": frame}, name=name)
+
+
+def get_submodels(generator: keras.Model) -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(audio_encoder, identity_encoder, decoder) of a generator built by `build_generator`."""
+    return tuple(generator.get_layer(n) for n in ("audio_encoder", "identity_encoder", "decoder"))
