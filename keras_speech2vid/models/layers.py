@@ -16,9 +16,11 @@ def align_corners_matrix(n: int) -> np.ndarray:
     if n == 1:
         m[:, 0] = 1.0
         return m
-    pos = np.arange(2 * n, dtype=np.float64) * (n - 1) / (2 * n - 1)
+    # positions in float32, as MatConvNet's and TF's single-precision samplers compute them
+    scale = np.float32(n - 1) / np.float32(2 * n - 1)
+    pos = np.arange(2 * n, dtype=np.float32) * scale
     lo = np.minimum(np.floor(pos).astype(int), n - 2)
-    frac = pos - lo
+    frac = pos - lo.astype(np.float32)
     m[np.arange(2 * n), lo] = 1.0 - frac
     m[np.arange(2 * n), lo + 1] += frac
     return m

@@ -1,0 +1,176 @@
+"""Shapes and parameter counts against spec §2–3, serialisation round trips."""
+
+import numpy as np
+import pytest
+
+import keras
+import keras_speech2vid as s2v
+from keras_speech2vid.models import (
+    build_audio_encoder,
+    build_deblurrer,
+    build_decoder,
+    build_generator,
+    build_identity_encoder,
+    get_submodels,
+)
+
+# spec §2.6
+TRAINABLE = {
+    "audio_encoder": 6_928_000,
+    "identity_encoder": {5: 16_159_424, 1: 16_102_976},
+    "decoder": 4_958_851,
+    "generator": {5: 28_046_275, 1: 27_989_827},
+    "deblurrer": 298_947,
+}
+BN_MOVING = {"audio_encoder": 3_456, "identity_encoder": 5_312}
+
+# every tapped tensor of spec §2.1–2.3: layer name -> (H, W, C) after that layer
+AUDIO_SHAPES = {
+    "audio_relu1": (12, 35, 64), "audio_pool1": (12, 35, 64), "audio_relu2": (12, 35, 128),
+    "audio_pool2": (11, 17, 128), "audio_relu3": (11, 17, 256), "audio_relu4": (11, 17, 256),
+    "audio_relu5": (11, 17, 256), "audio_pool5": (5, 8, 256), "audio_relu6": (1, 1, 512),
+    "audio_relu7": (1, 1, 256),
+}
+FACE_SHAPES = {
+    "face_relu1": (53, 53, 96), "face_pool1": (26, 26, 96), "face_relu2": (12, 12, 256),
+    "face_pool2": (6, 6, 256), "face_relu3": (6, 6, 512), "face_relu4": (6, 6, 512),
+    "face_relu5": (6, 6, 512), "face_relu6": (1, 1, 512), "face_relu7": (1, 1, 256),
+}
+DECODER_SHAPES = {
+    "dec_concat8": (1, 1, 512), "dec_conv8": (1, 1, 128), "dec_upsamp1_1": (2, 2, 128),
+    "dec_conv1_1": (2, 2, 128), "dec_upsamp1_2": (4, 4, 128), "dec_conv1_2": (4, 4, 256),
+    "dec_upsamp1_3": (8, 8, 256), "dec_conv1_3": (6, 6, 512), "dec_upsamp2": (12, 12, 512),
+    "dec_conv2": (12, 12, 256), "dec_concat_skip2": (12, 12, 512), "dec_upsamp3_1": (24, 24, 512),
+    "dec_conv3_1": (24, 24, 256), "dec_conv3_2": (26, 26, 96), "dec_concat_skip3": (26, 26, 192),
+    "dec_upsamp4": (52, 52, 192), "dec_conv4": (53, 53, 96), "dec_concat_skip4": (53, 53, 192),
+    "dec_upsamp5_1": (106, 106, 192), "dec_conv5_1": (107, 107, 64), "dec_conv5_2": (108, 108, 32),
+    "dec_conv5_3": (109, 109, 3), "dec_sigmoid5_3": (109, 109, 3),
+}
+
+
+def count(weights):
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+@pytest.fixture(scope="module", params=["paper", "paper_1img"])
+def paper_generator(request):
+    return request.param, build_generator(request.param)
+
+
+def test_tapped_shapes(paper_generator):
+    preset, generator = paper_generator
+    audio, identity, decoder = get_submodels(generator)
+    for model, table in ((audio, AUDIO_SHAPES), (identity, FACE_SHAPES), (decoder, DECODER_SHAPES)):
+        for layer_name, shape in table.items():
+            assert tuple(model.get_layer(layer_name).output.shape[1:]) == shape, (preset, layer_name)
+    n = s2v.PRESETS[preset].identity_images
+    assert tuple(generator.input["identity"].shape[1:]) == (112, 112, 3 * n)
+    assert tuple(generator.input["mfcc"].shape[1:]) == (12, 35, 1)
+    assert tuple(generator.output["frame"].shape[1:]) == (109, 109, 3)
+    emb, s53, s26, s12 = (tuple(t.shape[1:]) for t in identity.outputs)
+    assert (emb, s53, s26, s12) == ((1, 1, 256), (53, 53, 96), (26, 26, 96), (12, 12, 256))
+
+
+def test_parameter_counts(paper_generator):
+    preset, generator = paper_generator
+    n = s2v.PRESETS[preset].identity_images
+    audio, identity, decoder = get_submodels(generator)
+    assert count(audio.trainable_weights) == TRAINABLE["audio_encoder"]
+    assert count(identity.trainable_weights) == TRAINABLE["identity_encoder"][n]
+    assert count(decoder.trainable_weights) == TRAINABLE["decoder"]
+    assert count(generator.trainable_weights) == TRAINABLE["generator"][n]
+    assert count(audio.non_trainable_weights) == BN_MOVING["audio_encoder"]
+    assert count(identity.non_trainable_weights) == BN_MOVING["identity_encoder"]
+    assert count(decoder.non_trainable_weights) == 0  # no BatchNorm in the decoder
+
+
+def test_deblurrer_parameters_and_clip():
+    deblurrer = build_deblurrer("paper")
+    assert count(deblurrer.trainable_weights) == TRAINABLE["deblurrer"]
+    assert len([layer for layer in deblurrer.layers if isinstance(layer, keras.layers.Conv2D)]) == 10
+    x = np.random.default_rng(0).uniform(size=(2, 109, 109, 3)).astype(np.float32)
+    # push the residual far positive: the sum must still be clipped to [0, 1]
+    last = deblurrer.get_layer("deblur_conv9")
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel, bias + 5.0])
+    y = np.asarray(deblurrer(x))
+    assert y.shape == x.shape and y.max() == 1.0 and y.min() >= 0.0
+
+
+def test_deblurrer_is_residual():
+    deblurrer = build_deblurrer("tiny")
+    last = deblurrer.get_layer("deblur_conv9")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    x = np.random.default_rng(1).uniform(size=(1, 109, 109, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(deblurrer(x)), x, atol=1e-7)
+
+
+def test_layer_names_carry_module_prefix():
+    generator = build_generator("tiny")
+    audio, identity, decoder = get_submodels(generator)
+    for model, prefix in ((audio, "audio_"), (identity, "face_"), (decoder, "dec_")):
+        for layer in model.layers:
+            if not isinstance(layer, keras.layers.InputLayer):
+                assert layer.name.startswith(prefix), layer.name
+    assert all(layer.name.startswith("deblur_") for layer in build_deblurrer("tiny").layers[1:])
+
+
+def test_generator_equals_composed_submodels():
+    generator = build_generator("tiny")
+    audio, identity, decoder = get_submodels(generator)
+    rng = np.random.default_rng(2)
+    mfcc = rng.normal(scale=8.0, size=(3, 12, 35, 1)).astype(np.float32)
+    faces = rng.uniform(size=(3, 112, 112, 15)).astype(np.float32)
+    whole = np.asarray(generator({"mfcc": mfcc, "identity": faces})["frame"])
+    composed = np.asarray(decoder([np.asarray(audio(mfcc)), *map(np.asarray, identity(faces))]))
+    np.testing.assert_allclose(whole, composed, atol=1e-6)
+    # the identity branch run once and broadcast over the batch gives the same frames
+    cached = [np.repeat(np.asarray(t), 3, axis=0) for t in identity(faces[:1])]
+    same = np.repeat(faces[:1], 3, axis=0)
+    np.testing.assert_allclose(np.asarray(generator({"mfcc": mfcc, "identity": same})["frame"]),
+                               np.asarray(decoder([np.asarray(audio(mfcc)), *cached])), atol=1e-6)
+
+
+BUILDERS = [build_audio_encoder, build_identity_encoder, build_decoder, build_generator, build_deblurrer]
+
+
+def _inputs(model, rng):
+    if isinstance(model.input, dict):
+        return {k: rng.uniform(size=(2, *t.shape[1:])).astype(np.float32) for k, t in model.input.items()}
+    xs = [rng.uniform(size=(2, *t.shape[1:])).astype(np.float32) for t in model.inputs]
+    return xs if len(xs) > 1 else xs[0]
+
+
+def _outputs(model, xs):
+    out = model(xs)
+    out = list(out.values()) if isinstance(out, dict) else out
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+@pytest.mark.parametrize("builder", BUILDERS, ids=lambda b: b.__name__)
+def test_config_round_trip(builder):
+    model = builder("tiny")
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    xs = _inputs(model, np.random.default_rng(3))
+    for a, b in zip(_outputs(model, xs), _outputs(clone, xs)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+
+
+@pytest.mark.parametrize("builder", BUILDERS, ids=lambda b: b.__name__)
+def test_keras_save_load_safe_mode(builder, tmp_path):
+    model = builder("tiny")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    xs = _inputs(model, np.random.default_rng(4))
+    for a, b in zip(_outputs(model, xs), _outputs(loaded, xs)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_preset_and_bad_config():
+    with pytest.raises(ValueError, match="Received"):
+        build_generator("huge")
+    with pytest.raises(ValueError, match="Received"):
+        s2v.ModelConfig(identity_images=0)
