@@ -1,0 +1,266 @@
+"""One resumable training loop for both nets (generator and deblurrer), under any tf.distribute strategy.
+
+Per-pixel L1 loss. State (weights, optimiser slots, step, epochs done, early-stopping state) lives in
+a `tf.train.Checkpoint` under RUN_DIR/checkpoints, saved every `checkpoint_every` steps and at each
+epoch end. TF writes the checkpoint files first and then atomically replaces the `checkpoint` index,
+so a `kill -9` at any moment leaves the previous checkpoint intact and loses at most
+`checkpoint_every` steps. A RUN_DIR holding a checkpoint always continues from the latest one.
+
+RUN_DIR afterwards: `<task>.keras` (best weights by validation L1), `run.json` (configs),
+`log.csv`, `logs/{train,val}` (TensorBoard: losses, learning rate, image grid), `checkpoints/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_speech2vid.config import ModelConfig, get_config
+from keras_speech2vid.errors import Speech2VidError
+from keras_speech2vid.io import atomic_path
+from keras_speech2vid.training.tasks import TASKS, Task, image_grid
+
+STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Defaults are the paper's: SGD, momentum 0.9, lr 1e-5, ≤ 20 epochs."""
+
+    epochs: int = 20
+    steps_per_epoch: int = 1000
+    val_steps: int | None = None  # None: the whole validation set
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    learning_rate: float = 1e-5
+    momentum: float = 0.9
+    patience: int = 3  # epochs without a better validation L1 before stopping
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 3
+    grid_rows: int = 4
+
+    def __post_init__(self):
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam'. Received: optimizer={self.optimizer!r}")
+        for field in ("epochs", "steps_per_epoch", "batch_size", "checkpoint_every"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1. Received: {field}={getattr(self, field)}")
+
+
+class TrainingError(Speech2VidError):
+    """A run cannot start or continue (inconsistent RUN_DIR, no data)."""
+
+
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """The tf.distribute strategy named by the CLI flag. `multiworker` reads TF_CONFIG."""
+    if name == "auto":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "one":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"Unknown strategy. Expected one of {STRATEGIES}. Received: {name!r}")
+
+
+def _worker_dir(run_dir: Path, strategy) -> tuple[Path, bool]:
+    """Where this worker writes: RUN_DIR for the chief, a scratch folder for the others."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", 0) or 0
+    chief = task_type in (None, "chief") or (task_type == "worker" and task_id == 0
+                                             and "chief" not in (resolver.cluster_spec().as_dict() or {}))
+    return (run_dir, True) if chief else (run_dir / f".worker{task_id}", False)
+
+
+def _make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(cfg.learning_rate)
+    return keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
+
+
+def _check_run_json(run_dir: Path, record: dict) -> None:
+    path = run_dir / "run.json"
+    record = json.loads(json.dumps(record))  # tuples as lists, as they come back from the file
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("task") != record["task"] or old.get("model") != record["model"]:
+            raise TrainingError(f"{run_dir}: holds a {old.get('task')} run with another model config; "
+                                "use a new --out folder")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+
+
+def _predict(model, inputs):
+    out = model(inputs, training=False)
+    return out["frame"] if isinstance(out, dict) else out
+
+
+def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.Dataset, run_dir,
+          train_config: TrainConfig = TrainConfig(), val_ds: tf.data.Dataset | None = None,
+          strategy: tf.distribute.Strategy | None = None, verbose: int = 1) -> dict:
+    """Train `task` ("generator" or "deblurrer") on batches of ``({"mfcc", "identity"}, target)``.
+
+    `train_ds` yields global batches and is repeated here; `val_ds` is read in full each epoch
+    (or `val_steps` batches). Returns {"step", "epochs", "best_val", "history"}.
+    """
+    task = TASKS[task] if isinstance(task, str) else task
+    model_config = get_config(model_config)
+    cfg = train_config
+    strategy = strategy or tf.distribute.get_strategy()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_dir, chief = _worker_dir(run_dir, strategy)
+    write_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        _check_run_json(run_dir, {"task": task.name, "model": model_config.to_dict(),
+                                  "train": dataclasses.asdict(cfg)})
+
+    # === model, optimiser and checkpointed state ===
+    with strategy.scope():
+        model = task.build(model_config)
+        view = task.train_view(model)
+        optimizer = _make_optimizer(cfg)
+        optimizer.build(view.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+        best_val = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_val")
+        bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs")
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, epochs_done=epochs_done,
+                               best_val=best_val, bad_epochs=bad_epochs)
+    manager = tf.train.CheckpointManager(ckpt, write_dir / "checkpoints", max_to_keep=cfg.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(run_dir / "checkpoints")
+    if latest:
+        ckpt.restore(latest).assert_existing_objects_matched()
+        if verbose:
+            print(f"Resuming {task.name} from {latest} (step {int(step)}, epoch {int(epochs_done) + 1})")
+
+    # === distributed step functions ===
+    def loss_fn(inputs, target, training):
+        pred = view(inputs, training=training)
+        pred = pred["frame"] if isinstance(pred, dict) else pred
+        return tf.reduce_mean(tf.abs(target - pred), axis=[1, 2, 3])  # per-example per-pixel L1
+
+    def replica_train_step(inputs, target):
+        inputs, target = task.map_batch(inputs, target, True)
+        with tf.GradientTape() as tape:
+            loss = tf.nn.compute_average_loss(loss_fn(inputs, target, True))
+        grads = tape.gradient(loss, view.trainable_variables)
+        optimizer.apply_gradients(zip(grads, view.trainable_variables))
+        return loss
+
+    def replica_val_step(inputs, target):
+        inputs, target = task.map_batch(inputs, target, False)
+        per_example = loss_fn(inputs, target, False)
+        return tf.reduce_sum(per_example), tf.cast(tf.size(per_example), tf.float32)
+
+    @tf.function
+    def train_step(iterator):
+        return strategy.reduce("SUM", strategy.run(replica_train_step, args=next(iterator)), axis=None)
+
+    @tf.function
+    def val_step(batch):
+        total, count = strategy.run(replica_val_step, args=batch)
+        return strategy.reduce("SUM", total, axis=None), strategy.reduce("SUM", count, axis=None)
+
+    def evaluate():
+        if val_ds is None:
+            return None
+        total = count = 0.0
+        for i, batch in enumerate(strategy.experimental_distribute_dataset(val_ds)):
+            if cfg.val_steps is not None and i >= cfg.val_steps:
+                break
+            t, c = val_step(batch)
+            total, count = total + float(t), count + float(c)
+        return total / count if count else None
+
+    grid_batch = next(iter(val_ds if val_ds is not None else train_ds))
+    grid_inputs, grid_target = task.map_batch(*grid_batch, False)
+
+    def write_grid(writer, at_step):
+        panels = task.panels(grid_inputs, grid_target, _predict(model, grid_inputs))
+        with writer.as_default():
+            tf.summary.image("grid (input | generated | ground truth)", image_grid(panels, cfg.grid_rows), step=at_step)
+
+    # === loop ===
+    logs = write_dir / "logs"
+    train_writer = tf.summary.create_file_writer(str(logs / "train"))
+    val_writer = tf.summary.create_file_writer(str(logs / "val"))
+    csv_path = write_dir / "log.csv"
+    new_csv = not csv_path.exists()
+    history = []
+    iterator = iter(strategy.experimental_distribute_dataset(train_ds.repeat()))
+    spe = cfg.steps_per_epoch
+    if int(step) == 0 and int(epochs_done) == 0:
+        write_grid(val_writer, 0)  # the untrained model, for comparison
+    while int(epochs_done) < cfg.epochs and int(bad_epochs) < cfg.patience:
+        epoch = int(epochs_done)
+        done = int(step) - epoch * spe
+        bar = keras.utils.Progbar(spe, verbose=verbose, stateful_metrics=["loss"]) if verbose else None
+        if verbose:
+            print(f"Epoch {epoch + 1}/{cfg.epochs}")
+        losses = []
+        for _ in range(max(0, spe - done)):
+            loss = float(train_step(iterator))
+            if not math.isfinite(loss):
+                raise TrainingError(f"{run_dir}: training loss became {loss} at step {int(step) + 1}")
+            step.assign_add(1)
+            losses.append(loss)
+            if bar:
+                bar.update(int(step) - epoch * spe, [("loss", loss)])
+            if int(step) % cfg.checkpoint_every == 0:
+                manager.save(checkpoint_number=int(step))
+            if int(step) % 10 == 0:
+                with train_writer.as_default():
+                    tf.summary.scalar("l1", loss, step=int(step))
+                    tf.summary.scalar("learning_rate", float(optimizer.learning_rate), step=int(step))
+        val = evaluate()
+        train_loss = float(np.mean(losses)) if losses else float("nan")
+        with train_writer.as_default():
+            tf.summary.scalar("epoch_l1", train_loss, step=int(step))
+        if val is not None:
+            with val_writer.as_default():
+                tf.summary.scalar("epoch_l1", val, step=int(step))
+        write_grid(val_writer, int(step))
+        improved = val is not None and val < float(best_val)
+        if improved or val is None:
+            if val is not None:
+                best_val.assign(val)
+            with atomic_path(write_dir / f"{task.name}.keras") as tmp:
+                model.save(tmp)
+        bad_epochs.assign(0 if improved or val is None else int(bad_epochs) + 1)
+        epochs_done.assign_add(1)
+        manager.save(checkpoint_number=int(step))
+        row = {"epoch": epoch + 1, "step": int(step), "loss": train_loss,
+               "val_loss": "" if val is None else val, "learning_rate": float(optimizer.learning_rate)}
+        history.append(row)
+        with open(csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new_csv:
+                writer.writeheader()
+                new_csv = False
+            writer.writerow(row)
+        if verbose:
+            print(f"epoch {epoch + 1}: loss {train_loss:.5f}" + ("" if val is None else f", val_loss {val:.5f}"))
+    train_writer.flush()
+    val_writer.flush()
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+    return {"step": int(step), "epochs": int(epochs_done), "best_val": float(best_val), "history": history}
