@@ -64,8 +64,25 @@ class MediaInfo:
     audio_channels: int | None = None
 
 
+# channel counts of ffmpeg's named layouts; "X.Y" layouts have X + Y channels
+_NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "downmix": 2, "quad": 4, "hexagonal": 6, "octagonal": 8,
+                  "hexadecagonal": 16, "cube": 8}
+
+
+def _channel_count(layout: str) -> int | None:
+    layout = layout.strip()
+    name = layout.split("(")[0]
+    if name in _NAMED_LAYOUTS:
+        return _NAMED_LAYOUTS[name]
+    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?", name)
+    if m:
+        return sum(int(g) for g in m.groups() if g)
+    m = re.fullmatch(r"(\d+) channels?", name)
+    return int(m.group(1)) if m else None
+
+
 def probe(path) -> MediaInfo:
-    """Read the container header of `path` with `ffmpeg -i`."""
+    """Read the container header of `path` with `ffmpeg -i` (the first video and audio streams)."""
     path = _check_readable(path)
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
                           capture_output=True, text=True, errors="replace")
@@ -79,14 +96,13 @@ def probe(path) -> MediaInfo:
     video = re.search(r"Stream #.*?Video: .*?(\d{2,5})x(\d{2,5})", err)
     fps = re.search(r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) fps", err) or re.search(
         r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) tbr", err)
-    audio = re.search(r"Stream #.*?Audio: .*?(\d+) Hz, (mono|stereo|[\d.]+(?:\(\w+\))?|\d+ channels)", err)
-    channels = None
+    # any audio stream counts, whatever its layout; rate and layout are read when present
+    audio = re.search(r"Stream #[^\n]*?Audio: [^\n]*", err)
+    rate = channels = None
     if audio:
-        layout = audio.group(2)
-        channels = {"mono": 1, "stereo": 2}.get(layout)
-        if channels is None:
-            digits = re.match(r"(\d+)", layout)
-            channels = int(digits.group(1)) if digits else None
+        fields = re.search(r"(\d+) Hz, ([^,\n]+)", audio.group(0))
+        if fields:
+            rate, channels = int(fields.group(1)), _channel_count(fields.group(2))
     return MediaInfo(
         duration=duration,
         has_video=video is not None,
@@ -94,30 +110,38 @@ def probe(path) -> MediaInfo:
         fps=float(fps.group(1)) if (video and fps) else None,
         width=int(video.group(1)) if video else None,
         height=int(video.group(2)) if video else None,
-        audio_sample_rate=int(audio.group(1)) if audio else None,
+        audio_sample_rate=rate,
         audio_channels=channels,
     )
 
 
 def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
-    """Decode the audio track of any file ffmpeg reads to mono float32 in [-1, 1) at `sample_rate`.
+    """Decode the first audio stream of any file ffmpeg reads to mono float32 in [-1, 1) at `sample_rate`.
 
-    Raises `AudioError` for a missing, empty or corrupt file, or a file without an audio stream.
+    Any codec, container, channel count and sample rate (wav, flac, mp3, AAC in mp4, MP2 in mpg,
+    ...). Channels are averaged (ffmpeg's ``-ac 1`` downmix) and resampled by ffmpeg. As the
+    original's ``-async 1``, the stream is placed on the container's timeline: audio that starts
+    after the container start (e.g. after the first video frame) is front-padded with silence, and
+    timestamp gaps are filled, so sample i is at time i/sample_rate of the file.
+
+    Raises `AudioError` (one line naming the file) for a missing, empty, unreadable or corrupt
+    file, a file without an audio stream, or an audio stream that decodes to nothing.
     """
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer. Received: sample_rate={sample_rate!r}")
     path = _check_readable(path, AudioError)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-           "-vn", "-ac", "1", "-ar", str(int(sample_rate)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+           "-map", "0:a:0", "-vn", "-sn", "-dn", "-af", "aresample=async=1:first_pts=0",
+           "-ac", "1", "-ar", str(int(sample_rate)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     proc = subprocess.run(cmd, capture_output=True)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        if "does not contain any stream" in stderr or "matches no streams" in stderr:
+        if "matches no streams" in stderr or "does not contain any stream" in stderr:
             raise AudioError(f"{path}: no audio stream")
         raise AudioError(f"{path}: cannot decode audio ({_last_error_line(stderr)})")
     audio = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
     if audio.size == 0:
-        # ffmpeg exits 0 with no output when the input has no audio stream
-        info = probe(path)
-        raise AudioError(f"{path}: no audio stream" if not info.has_audio else f"{path}: audio stream is empty")
+        raise AudioError(f"{path}: the audio stream decodes to no samples")
     return audio
 
 
@@ -178,6 +202,9 @@ def atomic_path(outfile, suffix: str | None = None):
         raise MediaError(f"{outfile}: output folder {outfile.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{outfile.name}.", suffix=suffix or outfile.suffix, dir=outfile.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would survive the rename
     try:
         yield Path(tmp)
         os.replace(tmp, outfile)

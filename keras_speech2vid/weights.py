@@ -1,0 +1,143 @@
+"""Weights folders: compact, checksummed, loaded without pickle.
+
+A weights folder holds `manifest.json` and one `.npz` per model. The manifest names each model's
+kind ("generator" or "deblurrer"), its `ModelConfig`, its file and the file's SHA-256. Kernels are
+stored as float16 (halving the size of the 28 M-parameter generator) and loaded as float32; biases
+and BatchNorm statistics stay float32. Files are read with `np.load(allow_pickle=False)`.
+
+A folder of Keras files (`generator.keras`, `deblurrer.keras`, as training writes them) is accepted
+too and loaded with `safe_mode=True`.
+
+The bundled demo weights live in the repository's `weights/` folder; `SPEECH2VID_WEIGHTS` overrides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_speech2vid.config import ModelConfig
+from keras_speech2vid.errors import WeightsError
+from keras_speech2vid.io import atomic_path
+
+BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+MANIFEST = "manifest.json"
+KINDS = ("generator", "deblurrer")
+
+
+def default_weights_dir() -> Path:
+    return Path(os.environ.get("SPEECH2VID_WEIGHTS", BUNDLED_WEIGHTS))
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _builder(kind: str):
+    from keras_speech2vid.models import build_deblurrer, build_generator
+
+    return {"generator": build_generator, "deblurrer": build_deblurrer}[kind]
+
+
+def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelConfig]], extra: dict | None = None) -> Path:
+    """Write `models` {name: (kind, model, config)} as a compact weights folder; returns the manifest path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": "keras_speech2vid-weights-1", "models": {}, **(extra or {})}
+    for name, (kind, model, config) in models.items():
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}. Received: kind={kind!r}")
+        arrays = {}
+        for v in model.weights:
+            value = np.asarray(v.numpy())
+            arrays[v.path] = value.astype(np.float16) if value.ndim >= 2 else value.astype(np.float32)
+        target = out_dir / f"{name}.npz"
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        manifest["models"][name] = {"kind": kind, "file": target.name, "sha256": sha256(target),
+                                    "bytes": target.stat().st_size, "config": config.to_dict()}
+    path = out_dir / MANIFEST
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def read_manifest(weights_dir=None) -> dict:
+    weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    if not weights_dir.is_dir():
+        raise WeightsError(f"{weights_dir}: no such weights folder")
+    path = weights_dir / MANIFEST
+    if not path.is_file():
+        raise WeightsError(f"{weights_dir}: not a weights folder (no {MANIFEST}); train one or pass --weights")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{path}: unreadable manifest ({e})") from None
+
+
+def _load_npz_model(weights_dir: Path, name: str, entry: dict) -> tuple[keras.Model, ModelConfig]:
+    path = weights_dir / entry["file"]
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file missing")
+    if "bytes" in entry and path.stat().st_size != entry["bytes"]:
+        raise WeightsError(f"{path}: truncated or altered ({path.stat().st_size} bytes, expected {entry['bytes']})")
+    if sha256(path) != entry["sha256"]:
+        raise WeightsError(f"{path}: SHA-256 checksum mismatch (corrupt or altered file)")
+    config = ModelConfig.from_dict(entry["config"])
+    model = _builder(entry["kind"])(config)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for v in model.weights:
+                if v.path not in data:
+                    raise WeightsError(f"{path}: no value for {v.path}; the file does not match its config")
+                value = data[v.path]
+                if tuple(value.shape) != tuple(v.shape):
+                    raise WeightsError(f"{path}: {v.path} has shape {value.shape}, the model needs {tuple(v.shape)}")
+                v.assign(value.astype(np.float32))
+    except WeightsError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zip/npy errors all mean an unusable file
+        raise WeightsError(f"{path}: unreadable weights ({type(e).__name__}: {e})") from None
+    return model, config
+
+
+def load_keras_file(path) -> keras.Model:
+    """Load a `.keras` file with safe_mode; clear WeightsError on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file missing")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # noqa: BLE001
+        raise WeightsError(f"{path}: unreadable Keras file ({type(e).__name__}: {e})") from None
+
+
+def load_weights_dir(weights_dir=None) -> dict[str, tuple[str, keras.Model, ModelConfig | None]]:
+    """Load every model of a weights folder: {name: (kind, model, config)}.
+
+    Compact folders are checked against their SHA-256 before loading. A folder of `.keras` files
+    (training output) yields `generator` and, when present, `deblurrer`.
+    """
+    weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    if weights_dir.is_dir() and not (weights_dir / MANIFEST).exists() and (weights_dir / "generator.keras").exists():
+        out = {}
+        for kind in KINDS:
+            path = weights_dir / f"{kind}.keras"
+            if path.exists():
+                out[kind] = (kind, load_keras_file(path), None)
+        return out
+    manifest = read_manifest(weights_dir)
+    models = manifest.get("models") or {}
+    if not models:
+        raise WeightsError(f"{weights_dir / MANIFEST}: lists no models")
+    return {name: (entry["kind"], *_load_npz_model(weights_dir, name, entry)) for name, entry in models.items()}
