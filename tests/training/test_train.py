@@ -1,0 +1,89 @@
+"""Training machinery: resume, kill -9, logs. Learning itself is tested on real clips in test_learning.py."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_speech2vid.training import TrainConfig, TrainingError, train
+from tests.training.synthetic import run, synthetic_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _steps(run_dir):
+    return sorted(int(p.name.split("-")[1].split(".")[0]) for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
+
+
+def test_resume_continues_step_count_and_logs(tmp_path):
+    first = run(tmp_path, epochs=2, steps_per_epoch=3, checkpoint_every=2)
+    assert first["step"] == 6 and first["epochs"] == 2
+    second = run(tmp_path, epochs=3, steps_per_epoch=3, checkpoint_every=2)
+    assert second["step"] == 9 and [h["epoch"] for h in second["history"]] == [3]
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and [int(r["step"]) for r in rows] == [3, 6, 9]
+    # a finished run does nothing more
+    assert run(tmp_path, epochs=3, steps_per_epoch=3, checkpoint_every=2)["history"] == []
+
+
+def test_event_file_has_losses_lr_and_image_grid(tmp_path):
+    run(tmp_path, epochs=1, steps_per_epoch=10, checkpoint_every=5)
+    tags = {}
+    for event_file in (tmp_path / "logs").rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                tags[value.tag] = value
+    assert {"l1", "learning_rate", "epoch_l1"} <= set(tags)
+    grid = next(v for t, v in tags.items() if t.startswith("grid"))
+    image = tf.io.decode_png(tf.make_ndarray(grid.tensor)[2]).numpy()  # [width, height, png]
+    # 3 panels side by side (identity | generated | ground truth), one 109-px row per example
+    assert image.shape[1] == 3 * 109 and image.shape[0] % 109 == 0
+
+
+def test_other_model_config_in_run_dir_is_refused(tmp_path):
+    run(tmp_path, epochs=1, steps_per_epoch=1, checkpoint_every=1)
+    ds = synthetic_dataset(identity_images=1)
+    with pytest.raises(TrainingError, match="another model config"):
+        train("generator", "paper_1img", ds, tmp_path, TrainConfig(epochs=1, steps_per_epoch=1), verbose=0)
+
+
+def test_kill_9_then_resume(tmp_path):
+    code = ("import sys; sys.path.insert(0, %r); from tests.training.synthetic import run; "
+            "run(%r, epochs=1, steps_per_epoch=400, checkpoint_every=3)" % (str(ROOT), str(tmp_path)))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not (tmp_path / "checkpoints").exists() or not _steps(tmp_path)
+                                      or _steps(tmp_path)[-1] < 9):
+        assert child.poll() is None, child.stderr.read().decode()[-2000:]
+        time.sleep(0.2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert _steps(tmp_path), "no checkpoint was written before the kill"
+    last = tf.train.latest_checkpoint(tmp_path / "checkpoints")
+    saved_step = int(tf.train.load_checkpoint(last).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert saved_step >= 9 and saved_step % 3 == 0
+    # every checkpoint left behind is readable
+    for s in _steps(tmp_path):
+        tf.train.load_checkpoint(str(tmp_path / "checkpoints" / f"ckpt-{s}"))
+    result = run(tmp_path, epochs=1, steps_per_epoch=saved_step + 2, checkpoint_every=3)
+    assert result["step"] == saved_step + 2  # continued: only the 2 missing steps were run
+    model = keras.saving.load_model(tmp_path / "generator.keras", safe_mode=True)
+    frame = model({"mfcc": np.zeros((1, 12, 35, 1), "float32"), "identity": np.zeros((1, 112, 112, 15), "float32")})
+    assert np.isfinite(np.asarray(frame["frame"])).all()
+
+
+def test_deblurrer_task_trains_pre_clip_view(tmp_path):
+    result = run(tmp_path, epochs=1, steps_per_epoch=2, checkpoint_every=1, task="deblurrer")
+    assert result["step"] == 2
+    model = keras.saving.load_model(tmp_path / "deblurrer.keras", safe_mode=True)
+    assert model.get_layer("deblur_clip") is not None  # the saved model is the full, clipped deblurrer
