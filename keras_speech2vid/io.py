@@ -116,13 +116,17 @@ def probe(path) -> MediaInfo:
 
 
 def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
-    """Decode the first audio stream of any file ffmpeg reads to mono float32 in [-1, 1) at `sample_rate`.
+    """Decode the first audio stream of any file ffmpeg reads to mono float32 at `sample_rate`.
+
+    Values are nominally in [-1, 1) (resampling can overshoot full scale very slightly).
 
     Any codec, container, channel count and sample rate (wav, flac, mp3, AAC in mp4, MP2 in mpg,
-    ...). Channels are averaged (ffmpeg's ``-ac 1`` downmix) and resampled by ffmpeg. As the
-    original's ``-async 1``, the stream is placed on the container's timeline: audio that starts
-    after the container start (e.g. after the first video frame) is front-padded with silence, and
-    timestamp gaps are filled, so sample i is at time i/sample_rate of the file.
+    ...). Channels are mixed down to mono with ffmpeg's standard coefficients, normalised so that
+    the mix is never louder than its loudest channel (stereo: (L + R)/2; plain ``-ac 1`` would give
+    (L + R)/√2, which can exceed 1), then resampled by ffmpeg. As the original's ``-async 1``, the
+    stream is placed on the container's timeline: audio that starts after the container start
+    (e.g. after the first video frame) is front-padded with silence and timestamp gaps are filled,
+    so sample i is at time i/sample_rate of the file. (MFCC c1..c12 do not depend on the gain.)
 
     Raises `AudioError` (one line naming the file) for a missing, empty, unreadable or corrupt
     file, a file without an audio stream, or an audio stream that decodes to nothing.
@@ -131,8 +135,12 @@ def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
         raise ValueError(f"sample_rate must be a positive integer. Received: sample_rate={sample_rate!r}")
     path = _check_readable(path, AudioError)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-           "-map", "0:a:0", "-vn", "-sn", "-dn", "-af", "aresample=async=1:first_pts=0",
-           "-ac", "1", "-ar", str(int(sample_rate)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+           "-map", "0:a:0", "-vn", "-sn", "-dn",
+           # one resampler does it all: rate, mono downmix (rematrix_maxval=1 normalises the mix
+           # so it is never louder than its loudest channel: stereo → (L + R)/2), float output,
+           # and the original's `-async 1` (first_pts=0: pad the start onto the container timeline)
+           "-af", f"aresample=osr={int(sample_rate)}:ochl=mono:osf=flt:async=1:first_pts=0:rematrix_maxval=1",
+           "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     proc = subprocess.run(cmd, capture_output=True)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
