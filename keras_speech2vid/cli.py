@@ -28,7 +28,132 @@ def _run_align(args):
         print(f"{src} -> {dst}")
 
 
+def _add_export(sub):
+    p = sub.add_parser("export", help="export a weights folder as a TF Serving SavedModel or as ONNX files")
+    p.add_argument("--weights", required=True,
+                   help="weights folder (generator.keras [+ deblurrer.keras], or a manifest.json folder)")
+    p.add_argument("--out", required=True, help="export folder: the SavedModel goes to OUT/NAME/VERSION/, "
+                                                "ONNX files to OUT/generator.onnx and OUT/deblurrer.onnx")
+    p.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel", help="default: savedmodel")
+    p.add_argument("--version", type=int, default=None,
+                   help="SavedModel version folder (default: one more than the largest there)")
+    p.add_argument("--name", default="speech2vid", help="SavedModel model name (default: speech2vid)")
+    return p
+
+
+def _run_export(args):
+    from keras_speech2vid.errors import Speech2VidError
+
+    if args.format == "onnx" and args.version is not None:
+        raise Speech2VidError("--version applies to --format savedmodel only")
+    from keras_speech2vid.export import export_weights
+
+    result = export_weights(args.weights, args.out, format=args.format, name=args.name, version=args.version)
+    for note in result.notes:
+        print(note)
+    for path in result.paths:
+        diff = result.max_abs_diff.get(path.stem)
+        print(f"{path}" + (f"  (onnxruntime vs Keras max abs diff {diff:.2e})" if diff is not None else ""))
+
+
+def _add_prepare(sub):
+    p = sub.add_parser("prepare", help="videos -> aligned face tracks + MFCC -> TFRecord shards")
+    p.add_argument("inputs", nargs="+", help="video files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="DATA_DIR")
+    p.add_argument("--every", type=int, default=5, help="targets are every N-th frame of a track")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of videos/speakers for validation")
+    p.add_argument("--val", nargs="*", default=[], help="speakers (or video names) to put in validation")
+    p.add_argument("--speakers", help="JSON file mapping video name -> speaker (splits by speaker)")
+    p.add_argument("--shard", default="0/1", help="i/N: prepare only this machine's share of the videos")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--min-track-frames", type=int, default=10)
+    p.add_argument("--nosmooth", action="store_true", help="no temporal smoothing of the alignment")
+    return p
+
+
+def _run_prepare(args):
+    import json
+    import logging
+
+    from keras_speech2vid.data.prepare import PrepareConfig, prepare
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        index, count = (int(v) for v in args.shard.split("/"))
+    except ValueError:
+        raise SystemExit(f"speech2vid prepare: error: --shard must look like i/N. Received: {args.shard!r}")
+    speakers = json.loads(open(args.speakers).read()) if args.speakers else None
+    config = PrepareConfig(every=args.every, val_fraction=args.val_fraction,
+                           min_track_frames=args.min_track_frames, smooth=not args.nosmooth)
+    manifest = prepare(args.inputs, args.out, config, shard=(index, count), workers=args.workers,
+                       speakers=speakers, val_groups=args.val)
+    t = manifest["totals"]
+    print(f"{args.out}: train {t['train']['videos']} videos / {t['train']['frames']} frames, "
+          f"val {t['val']['videos']} videos / {t['val']['frames']} frames, {len(manifest['skipped'])} skipped")
+
+
+def _add_train_common(p, default_lr, default_optimizer):
+    p.add_argument("--data", required=True, help="DATA_DIR made by `speech2vid prepare`")
+    p.add_argument("--out", required=True, help="RUN_DIR (continues from its latest checkpoint)")
+    p.add_argument("--preset", default="paper", help="paper | paper_1img | tiny")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps-per-epoch", type=int, default=1000)
+    p.add_argument("--val-steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=default_optimizer)
+    p.add_argument("--lr", type=float, default=default_lr)
+    p.add_argument("--patience", type=int, default=3, help="early stopping on validation L1")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--resume", action="store_true", help="require an existing checkpoint to continue")
+    p.add_argument("--strategy", default="auto", help="auto | one | mirrored | multiworker | tpu")
+    p.add_argument("--seed", type=int, default=None, help="deterministic data pipeline")
+    return p
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train the generator (L1 loss; paper: SGD, momentum 0.9, lr 1e-5)")
+    return _add_train_common(p, 1e-5, "sgd")
+
+
+def _add_train_deblur(sub):
+    p = sub.add_parser("train-deblur", help="train the deblurring net on artificially degraded faces")
+    return _add_train_common(p, 1e-4, "adam")
+
+
+def _run_training(args, task):
+    from pathlib import Path
+
+    from keras_speech2vid.data.dataset import make_dataset, read_manifest
+    from keras_speech2vid.training import TrainConfig, TrainingError, make_strategy, train
+
+    if args.resume and not list(Path(args.out).glob("checkpoints/ckpt-*.index")):
+        raise TrainingError(f"{args.out}: --resume given but there is no checkpoint to continue from")
+    strategy = make_strategy(args.strategy)
+    cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, val_steps=args.val_steps,
+                      batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
+                      patience=args.patience, checkpoint_every=args.checkpoint_every)
+    train_ds = make_dataset(args.data, "train", args.preset, args.batch_size, seed=args.seed)
+    manifest = read_manifest(args.data)
+    has_val = any(v["split"] == "val" for v in manifest["videos"])
+    # without a validation split: no early stopping, the last weights are kept
+    val_ds = make_dataset(args.data, "val", args.preset, args.batch_size, seed=0) if has_val else None
+    result = train(task, args.preset, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy)
+    print(f"{args.out}: step {result['step']}, {result['epochs']} epochs, best val L1 {result['best_val']:.5f}")
+
+
+def _run_train(args):
+    _run_training(args, "generator")
+
+
+def _run_train_deblur(args):
+    _run_training(args, "deblurrer")
+
+
 COMMANDS = {
+    "prepare": (_add_prepare, _run_prepare),
+    "train": (_add_train, _run_train),
+    "train-deblur": (_add_train_deblur, _run_train_deblur),
+    "export": (_add_export, _run_export),
     "align": (_add_align, _run_align),
 }
 

@@ -108,6 +108,15 @@ def _check_run_json(run_dir: Path, record: dict) -> None:
         tmp.write_text(json.dumps(record, indent=2))
 
 
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def _predict(model, inputs):
     out = model(inputs, training=False)
     return out["frame"] if isinstance(out, dict) else out
@@ -204,12 +213,18 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
     train_writer = tf.summary.create_file_writer(str(logs / "train"))
     val_writer = tf.summary.create_file_writer(str(logs / "val"))
     csv_path = write_dir / "log.csv"
-    new_csv = not csv_path.exists()
     history = []
     iterator = iter(strategy.experimental_distribute_dataset(train_ds.repeat()))
     spe = cfg.steps_per_epoch
-    if int(step) == 0 and int(epochs_done) == 0:
-        write_grid(val_writer, 0)  # the untrained model, for comparison
+    if int(step) == 0 and int(epochs_done) == 0:  # the untrained model, the baseline of every curve
+        val0 = evaluate()
+        if val0 is not None:
+            with val_writer.as_default():
+                tf.summary.scalar("epoch_l1", val0, step=0)
+        write_grid(val_writer, 0)
+        history.append({"epoch": 0, "step": 0, "loss": "", "val_loss": "" if val0 is None else val0,
+                        "learning_rate": float(optimizer.learning_rate)})
+        _append_csv(csv_path, history[-1])
     while int(epochs_done) < cfg.epochs and int(bad_epochs) < cfg.patience:
         epoch = int(epochs_done)
         done = int(step) - epoch * spe
@@ -251,12 +266,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         row = {"epoch": epoch + 1, "step": int(step), "loss": train_loss,
                "val_loss": "" if val is None else val, "learning_rate": float(optimizer.learning_rate)}
         history.append(row)
-        with open(csv_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new_csv:
-                writer.writeheader()
-                new_csv = False
-            writer.writerow(row)
+        _append_csv(csv_path, row)
         if verbose:
             print(f"epoch {epoch + 1}: loss {train_loss:.5f}" + ("" if val is None else f", val_loss {val:.5f}"))
     train_writer.flush()

@@ -29,7 +29,7 @@ def test_resume_continues_step_count_and_logs(tmp_path):
     second = run(tmp_path, epochs=3, steps_per_epoch=3, checkpoint_every=2)
     assert second["step"] == 9 and [h["epoch"] for h in second["history"]] == [3]
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and [int(r["step"]) for r in rows] == [3, 6, 9]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3] and [int(r["step"]) for r in rows] == [0, 3, 6, 9]
     # a finished run does nothing more
     assert run(tmp_path, epochs=3, steps_per_epoch=3, checkpoint_every=2)["history"] == []
 

@@ -1,0 +1,1 @@
+"""Data: videos → TFRecord shards (`prepare`) → tf.data samples (`dataset`)."""

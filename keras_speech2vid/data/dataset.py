@@ -1,0 +1,146 @@
+"""The tf.data training pipeline over prepared shards (see `prepare`).
+
+`make_dataset(data_dir, split, config, batch_size)` yields
+``({"mfcc": (B, 12, 35, 1), "identity": (B, 112, 112, 3n)}, target (B, 109, 109, 3))``:
+
+* targets: every `every`-th frame of each track (frame index divisible by `every`), as the 109×109
+  crop [1:110] of the aligned face (spec §4.6), float in [0, 1];
+* the target's MFCC window: `audio.gather_windows` on the video's padded MFCC with the front end's
+  alignment convention and the video's ``av_offset`` from the manifest;
+* n identity frames from the same track, at least `min_identity_distance` frames away from the
+  target (the paper's Figure 7). On a track too short for that, the farthest frames available are
+  used instead (distance min(d, max reachable)); frames may repeat when the track has fewer than n
+  candidates.
+
+JPEG decoding, sampling and windowing are TF ops inside parallel maps, with prefetch. With a `seed`
+the pipeline is deterministic: the order and every random choice depend only on the seed. Files
+are sharded by tf.distribute's auto-sharding (one file per video).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from keras_speech2vid import audio
+from keras_speech2vid.config import AudioConfig, ModelConfig, get_config
+from keras_speech2vid.errors import Speech2VidError
+
+FEATURES = {
+    "video_id": tf.io.FixedLenFeature([], tf.string),
+    "track": tf.io.FixedLenFeature([], tf.int64),
+    "frame_index": tf.io.VarLenFeature(tf.int64),
+    "frames": tf.io.VarLenFeature(tf.string),
+    "fps": tf.io.FixedLenFeature([], tf.float32),
+    "mfcc": tf.io.VarLenFeature(tf.float32),
+    "mfcc_frames": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def read_manifest(data_dir) -> dict:
+    path = Path(data_dir) / "manifest.json"
+    if not path.is_file():
+        raise Speech2VidError(f"{data_dir}: no manifest.json; run `speech2vid prepare` first")
+    return json.loads(path.read_text())
+
+
+def parse_track(serialized):
+    """One serialized track example → dict of dense tensors (mfcc as (12, F))."""
+    ex = tf.io.parse_single_example(serialized, FEATURES)
+    frames = tf.sparse.to_dense(ex["frames"], default_value=b"")
+    mfcc = tf.reshape(tf.sparse.to_dense(ex["mfcc"]), (12, -1))
+    return {"video_id": ex["video_id"], "track": ex["track"], "frame_index": tf.sparse.to_dense(ex["frame_index"]),
+            "frames": frames, "fps": ex["fps"], "mfcc": mfcc}
+
+
+def decode_face(jpeg) -> tf.Tensor:
+    image = tf.io.decode_jpeg(jpeg, channels=3)
+    image.set_shape((112, 112, 3))
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def identity_positions(length, target_pos, n, min_distance, seed):
+    """n positions in [0, length) at distance ≥ min(min_distance, farthest reachable) from target_pos."""
+    pos = tf.range(length, dtype=tf.int64)
+    dist = tf.abs(pos - target_pos)
+    threshold = tf.minimum(tf.cast(min_distance, tf.int64), tf.reduce_max(dist))
+    logits = tf.where(dist >= threshold, 0.0, float("-inf"))
+    return tf.random.stateless_categorical(logits[None], n, seed, dtype=tf.int64)[0]
+
+
+def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "paper", batch_size: int = 32, *,
+                 every: int | None = None, min_identity_distance: int = 25, shuffle: bool | None = None,
+                 seed: int | None = None, repeat: bool = False, drop_remainder: bool | None = None,
+                 audio_config: AudioConfig | None = None, shuffle_buffer: int = 1024,
+                 return_meta: bool = False) -> tf.data.Dataset:
+    """The training/validation pipeline over DATA_DIR's shards (see module doc).
+
+    `shuffle` defaults to True for "train"; `seed` makes the pipeline deterministic. `every`
+    defaults to the manifest's value. `drop_remainder` defaults to True for "train".
+    With `return_meta`, elements are (inputs, target, meta) with meta = {"video_id", "track",
+    "frame_index" (target), "identity_index" (n)}, for inspection and tests.
+    """
+    config = get_config(config)
+    audio_config = audio_config or AudioConfig()
+    manifest = read_manifest(data_dir)
+    videos = [v for v in manifest["videos"] if v["split"] == split]
+    if not videos:
+        raise Speech2VidError(f"{data_dir}: no videos in split {split!r}")
+    every = int(every or manifest.get("every", 5))
+    shuffle = split == "train" if shuffle is None else shuffle
+    drop_remainder = split == "train" if drop_remainder is None else drop_remainder
+    n = config.identity_images
+    files = [str(Path(data_dir) / v["record"]) for v in videos]
+    offsets = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer([v["video_id"] for v in videos],
+                                            [float(v.get("av_offset", 0.0)) for v in videos],
+                                            key_dtype=tf.string, value_dtype=tf.float32), 0.0)
+    base_seed = 0 if seed is None else int(seed)
+
+    def samples_of_track(track):
+        # (track, position) for every target position of the track
+        positions = tf.where(track["frame_index"] % every == 0)[:, 0]
+        count = tf.shape(positions)[0]
+        tracks = tf.data.Dataset.from_tensors(track).repeat()
+        return tf.data.Dataset.zip((tracks, tf.data.Dataset.from_tensor_slices(positions))).take(
+            tf.cast(count, tf.int64))
+
+    def make_sample(index, item):
+        track, pos = item
+        frames = track["frames"]
+        length = tf.shape(frames, out_type=tf.int64)[0]
+        sample_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
+        ids = identity_positions(length, pos, n, min_identity_distance, sample_seed)
+        identity = tf.concat([decode_face(frames[i]) for i in tf.unstack(ids, num=n)], axis=-1)
+        target = decode_face(frames[pos])[1:110, 1:110]
+        k = track["frame_index"][pos]
+        window = audio.gather_windows(track["mfcc"], k[None], fps=track["fps"], offset=offsets.lookup(track["video_id"]),
+                                      config=audio_config)[0]
+        inputs = {"mfcc": window, "identity": identity}
+        if return_meta:
+            meta = {"video_id": track["video_id"], "track": track["track"], "frame_index": k,
+                    "identity_index": tf.gather(track["frame_index"], ids)}
+            return inputs, target, meta
+        return inputs, target
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=base_seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=True if seed is not None else None)
+    ds = ds.map(parse_track, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.flat_map(samples_of_track)
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.enumerate().map(make_sample, num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True if seed is not None else None)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    options = tf.data.Options()
+    if seed is not None:
+        options.deterministic = True
+    ds = ds.with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE)

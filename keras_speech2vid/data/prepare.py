@@ -1,0 +1,277 @@
+"""Dataset preparation: talking videos → aligned face tracks + MFCC → TFRecord shards + manifest.
+
+Layout of DATA_DIR::
+
+    records/<video_id>.tfrecord   one shard per video, one tf.train.Example per face track
+    videos/<video_id>.json        per-video result: written last, so its presence means "done"
+    manifest.json                 the whole corpus: videos, tracks, frames, splits, skipped files
+
+A track example holds every frame of the track as a 112×112 JPEG of the aligned face, the frame
+indices and timestamps, the video's fps, and the padded MFCC of the whole video's audio (12 × F,
+spec §1.2), so the loader can cut the window of any frame with `audio.gather_windows`.
+
+Robustness: each shard is written to a temporary name and renamed; the per-video JSON follows, so a
+kill leaves either a finished video or nothing that counts (stale temporaries are removed on the
+next run). Re-running skips finished videos and rewrites nothing. ``shard=(i, N)`` takes the videos
+whose stable hash is i mod N, so N machines can split one corpus into the same DATA_DIR layout.
+Unreadable videos, videos without audio and videos without a usable face track are skipped and
+listed with their reason.
+
+Splits are by video, or by speaker when a speaker map is given — never by frame. A group (speaker or
+video) goes to validation when it is listed in `val_groups`, or else when its stable hash falls
+below `val_fraction`.
+
+Each video has an ``av_offset`` (seconds, positive = audio later, default 0) in the manifest; the
+loader reads it from there, so an AV-sync correction (SyncNet in the paper) is applied by editing
+the manifest, without re-preparing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from keras_speech2vid.errors import Speech2VidError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = {".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".flv", ".webm", ".m4v"}
+JPEG_QUALITY = 95
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    every: int = 5  # targets are every `every`-th frame of a track (used by the loader)
+    val_fraction: float = 0.1
+    min_track_frames: int = 10  # shorter tracks are dropped
+    jpeg_quality: int = JPEG_QUALITY
+    smooth: bool = True  # temporal smoothing of the alignment (face.track)
+
+
+def stable_hash(text: str) -> float:
+    """A number in [0, 1) from `text`, the same on every machine and run."""
+    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / float(16**12)
+
+
+def find_videos(inputs: Iterable) -> list[Path]:
+    """Video files among `inputs` (files, or folders searched recursively), sorted."""
+    found = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            found += [p for p in item.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+        elif item.exists():
+            found.append(item)
+        else:
+            raise Speech2VidError(f"{item}: no such file or folder")
+    return sorted(set(found))
+
+
+def video_id(path: Path) -> str:
+    return path.stem
+
+
+def split_of(group: str, val_fraction: float, val_groups: Iterable[str] = ()) -> str:
+    if group in set(val_groups):
+        return "val"
+    return "val" if stable_hash("split:" + group) < val_fraction else "train"
+
+
+def _bytes(values):
+    import tensorflow as tf
+
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _ints(values):
+    import tensorflow as tf
+
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def _floats(values):
+    import tensorflow as tf
+
+    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel().tolist()))
+
+
+def track_example(vid: str, track: int, indices, jpegs, fps: float, mfcc: np.ndarray) -> bytes:
+    """Serialise one track as a tf.train.Example (see `dataset.FEATURES` for the parser)."""
+    import tensorflow as tf
+
+    feature = {
+        "video_id": _bytes([vid.encode()]),
+        "track": _ints([track]),
+        "frame_index": _ints(indices),
+        "timestamp": _floats(np.asarray(indices, np.float64) / fps),
+        "frames": _bytes(jpegs),
+        "fps": _floats([fps]),
+        "mfcc": _floats(mfcc),
+        "mfcc_frames": _ints([mfcc.shape[1]]),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _encode_jpeg(face: np.ndarray, quality: int) -> bytes:
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise Speech2VidError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def prepare_video(path: Path, out_dir: Path, config: PrepareConfig) -> dict:
+    """Prepare one video; returns its manifest entry. Raises Speech2VidError to skip it."""
+    import tensorflow as tf
+
+    from keras_speech2vid import audio, io
+    from keras_speech2vid.face.track import TrackConfig, track_video
+
+    vid = video_id(path)
+    info = io.probe(path)
+    if not info.has_video:
+        raise Speech2VidError(f"{path}: no video stream")
+    fps = info.fps or 25.0
+    waveform = io.decode_audio(path)
+    mfcc = audio.padded_mfcc(waveform).numpy()  # (12, F)
+    tracks: dict[int, tuple[list[int], list[bytes]]] = {}
+    frames_total = frames_with_face = 0
+    for frame, rec in track_video(path, config=TrackConfig(smooth=config.smooth)):
+        frames_total += 1
+        if not rec.has_face:
+            continue
+        frames_with_face += 1
+        indices, jpegs = tracks.setdefault(rec.track, ([], []))
+        indices.append(rec.index)
+        jpegs.append(_encode_jpeg(rec.crop(frame), config.jpeg_quality))
+    kept = {t: v for t, v in tracks.items() if len(v[0]) >= config.min_track_frames}
+    if frames_total == 0:
+        raise Speech2VidError(f"{path}: no decodable frames")
+    if not kept:
+        raise Speech2VidError(f"{path}: no face track of at least {config.min_track_frames} frames")
+    record = out_dir / "records" / f"{vid}.tfrecord"
+    from keras_speech2vid.io import atomic_path
+
+    with atomic_path(record) as tmp:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for t, (indices, jpegs) in sorted(kept.items()):
+                writer.write(track_example(vid, t, indices, jpegs, fps, mfcc))
+    return {
+        "video_id": vid, "file": str(path), "record": f"records/{vid}.tfrecord", "fps": fps,
+        "frames": frames_total, "frames_with_face": frames_with_face,
+        "frames_kept": int(sum(len(v[0]) for v in kept.values())),
+        "tracks": [{"track": t, "start": v[0][0], "stop": v[0][-1] + 1, "frames": len(v[0])}
+                   for t, v in sorted(kept.items())],
+        "duration": info.duration, "audio_seconds": len(waveform) / 16000.0, "av_offset": 0.0,
+    }
+
+
+def _job(args) -> tuple[str, dict]:
+    path, out_dir, config = args
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        return "ok", prepare_video(Path(path), Path(out_dir), config)
+    except Speech2VidError as e:
+        return "skipped", {"video_id": video_id(Path(path)), "file": str(path), "reason": str(e)}
+    except Exception as e:  # noqa: BLE001 - one bad video must not stop a corpus
+        return "skipped", {"video_id": video_id(Path(path)), "file": str(path),
+                           "reason": f"{path}: {type(e).__name__}: {e}"}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from keras_speech2vid.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None = None,
+                   val_groups: Iterable[str] = ()) -> dict:
+    """Collect the per-video results in out_dir/videos into manifest.json (atomically)."""
+    speakers = speakers or {}
+    val_groups = list(val_groups)
+    videos, skipped = [], []
+    for p in sorted((out_dir / "videos").glob("*.json")):
+        entry = json.loads(p.read_text())
+        if entry.get("status") == "skipped":
+            skipped.append({"file": entry["file"], "reason": entry["reason"]})
+            continue
+        group = speakers.get(entry["video_id"], entry["video_id"])
+        entry["speaker"] = speakers.get(entry["video_id"])
+        entry["split"] = split_of(group, config.val_fraction, val_groups)
+        videos.append(entry)
+    old = {}
+    if (out_dir / "manifest.json").exists():
+        old = {v["video_id"]: v for v in json.loads((out_dir / "manifest.json").read_text()).get("videos", [])}
+    for v in videos:  # keep AV offsets that were edited into the manifest
+        if v["video_id"] in old:
+            v["av_offset"] = old[v["video_id"]].get("av_offset", 0.0)
+    manifest = {
+        "format": "keras_speech2vid-data-1",
+        "every": config.every,
+        "split_by": "speaker" if speakers else "video",
+        "videos": videos,
+        "skipped": skipped,
+        "totals": {
+            split: {"videos": sum(v["split"] == split for v in videos),
+                    "tracks": sum(len(v["tracks"]) for v in videos if v["split"] == split),
+                    "frames": sum(v["frames_kept"] for v in videos if v["split"] == split)}
+            for split in ("train", "val")
+        },
+    }
+    _write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), shard: tuple[int, int] = (0, 1),
+            workers: int = 1, speakers: dict | None = None, val_groups: Iterable[str] = (),
+            progress: bool = True) -> dict:
+    """Prepare every video of `inputs` (this machine's shard of them) into `out_dir`; returns the manifest."""
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"shard must be i/N with 0 <= i < N. Received: shard={index}/{count}")
+    out_dir = Path(out_dir)
+    (out_dir / "records").mkdir(parents=True, exist_ok=True)
+    (out_dir / "videos").mkdir(parents=True, exist_ok=True)
+    for folder in ("records", "videos"):  # temporaries left by a killed run
+        for stale in (out_dir / folder).glob(".*"):
+            stale.unlink()
+    videos = find_videos(inputs)
+    ids: dict[str, Path] = {}
+    for v in videos:
+        if video_id(v) in ids:
+            raise Speech2VidError(f"{v}: same name as {ids[video_id(v)]}; video names must be unique")
+        ids[video_id(v)] = v
+    mine = [v for v in videos if int(stable_hash("shard:" + video_id(v)) * 1e9) % count == index]
+    todo = [v for v in mine if not (out_dir / "videos" / f"{video_id(v)}.json").exists()]
+    log.info("%d videos, %d in shard %d/%d, %d to do", len(videos), len(mine), index, count, len(todo))
+    jobs = [(str(v), str(out_dir), config) for v in todo]
+    results: Iterable
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("spawn").Pool(workers)
+        results = pool.imap_unordered(_job, jobs)
+    else:
+        pool = None
+        results = map(_job, jobs)
+    try:
+        from tqdm import tqdm
+
+        for status, entry in tqdm(results, total=len(jobs), desc="prepare", unit="video", disable=not progress):
+            if status == "skipped":
+                log.warning("skipped %s", entry["reason"])
+                entry["status"] = "skipped"
+            _write_json(out_dir / "videos" / f"{entry['video_id']}.json", entry)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    return write_manifest(out_dir, config, speakers, val_groups)
