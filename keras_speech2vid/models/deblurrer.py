@@ -23,7 +23,9 @@ def build_deblurrer(config: ModelConfig | str = "paper", name: str = "deblurrer"
     x = image
     for i in range(config.deblur_depth - 1):
         x = keras.layers.Conv2D(config.deblur_width, 3, padding="same", activation="relu", name=f"{p}_conv{i}")(x)
-    residual = keras.layers.Conv2D(3, 3, padding="same", name=f"{p}_conv{config.deblur_depth - 1}")(x)
+    # zero-initialised: an untrained deblurrer is the identity, and training can only add detail
+    residual = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros",
+                                   name=f"{p}_conv{config.deblur_depth - 1}")(x)
     x = keras.layers.Add(name=f"{p}_add")([image, residual])
     x = keras.layers.ReLU(max_value=1.0, name=f"{p}_clip")(x)
 
