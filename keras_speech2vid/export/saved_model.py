@@ -1,0 +1,223 @@
+"""Export the generator (+ deblurrer) as a TF Serving SavedModel with named signatures.
+
+Layout: ``EXPORT_DIR/<name>/<version>/`` (``saved_model.pb``, ``variables/``, ``assets.extra/``), the
+versioned layout TF Serving polls. The version folder is written under a temporary name beside it and
+renamed when complete, so a running server never loads a half-written export.
+
+Signatures (all float32; ``B`` and ``N`` are dynamic; ``C = 3·n`` for n identity images, 15 for the
+paper model; images are RGB in [0, 1], MFCC windows are raw c1..c12 as `keras_speech2vid.audio` makes them):
+
+* ``serving_default`` and ``generate`` (one function):
+  ``mfcc`` (B, 12, 35, 1), ``identity`` (B or 1, 112, 112, C) → ``frames`` (B, 109, 109, 3).
+* ``encode_identity``: ``identity`` (B, 112, 112, C) → ``embedding`` (B, 1, 1, 256),
+  ``skip_53`` (B, 53, 53, 96), ``skip_26`` (B, 26, 26, 96), ``skip_12`` (B, 12, 12, 256).
+* ``decode``: ``mfcc`` (B, 12, 35, 1) and the four ``encode_identity`` outputs with batch 1 or B
+  → ``frames`` (B, 109, 109, 3).
+* ``from_waveform``: ``waveform`` (samples,) 16 kHz mono in [-1, 1), ``identity`` (1, 112, 112, C)
+  → ``frames`` (N, 109, 109, 3).
+
+(Channel counts are the paper preset's; a narrower config has its own widths.) ``frames`` are deblurred
+when a deblurrer is exported, else the generator's output. Identity tensors of batch 1 are broadcast over
+the audio batch, so a client encodes an identity once and sends only MFCC windows afterwards.
+``from_waveform`` computes the MFCC in the graph (`keras_speech2vid.audio.audio_windows`, at the fps and
+window alignment fixed at export time) and returns one frame per video frame (N ≈ 25 per second of
+audio), decoding in chunks of ``chunk_size`` windows to bound memory. With the "centre" and "start"
+alignments frame k starts at k/fps of the unpadded audio, so the video is muxed with the audio as given
+("demo" follows the 1 s-padded audio instead, as run_demo.m).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from keras_speech2vid import audio
+from keras_speech2vid.config import AudioConfig
+from keras_speech2vid.errors import Speech2VidError
+from keras_speech2vid.models import IDENTITY_OUTPUTS, get_submodels
+
+DEFAULT_NAME = "speech2vid"
+DEFAULT_FPS = 25.0
+DEFAULT_CHUNK_SIZE = 32
+
+#: Signature name → one-line description (the README and ``assets.extra/speech2vid.json`` repeat it).
+SIGNATURES = {
+    "serving_default": "mfcc (B,12,35,1) + identity (B or 1,112,112,C) -> frames (B,109,109,3); same as generate",
+    "generate": "mfcc (B,12,35,1) + identity (B or 1,112,112,C) -> frames (B,109,109,3)",
+    "encode_identity": "identity (B,112,112,C) -> embedding, skip_53, skip_26, skip_12",
+    "decode": "mfcc (B,12,35,1) + embedding, skip_53, skip_26, skip_12 (batch 1 or B) -> frames (B,109,109,3)",
+    "from_waveform": "waveform (samples,) 16 kHz + identity (1,112,112,C) -> frames (N,109,109,3), N video frames",
+}
+#: Output key of every signature that returns images.
+FRAMES = "frames"
+
+
+def _spec(shape, name):
+    return tf.TensorSpec(shape, tf.float32, name=name)
+
+
+def _broadcast_batch(x, batch):
+    """Broadcast `x` of batch 1 or `batch` to `batch` (any other batch fails with a clear message)."""
+    n = tf.shape(x)[0]
+    check = tf.debugging.Assert(
+        tf.logical_or(tf.equal(n, 1), tf.equal(n, batch)),
+        ["identity tensors must have batch 1 or the batch of mfcc; got identity batch", n, "and mfcc batch", batch],
+    )
+    with tf.control_dependencies([check]):
+        return tf.broadcast_to(x, tf.concat([[batch], tf.shape(x)[1:]], axis=0))
+
+
+class Speech2VidModule(tf.Module):
+    """The serving graph: tf.functions over the generator's sub-models and the deblurrer.
+
+    Args:
+        generator: a model built by `build_generator` (or loaded from its ``.keras`` file).
+        deblurrer: a model built by `build_deblurrer`, or None to serve the generator's raw frames.
+        fps, alignment, offset, audio_config: the window placement of ``from_waveform``
+            (see `keras_speech2vid.audio.window_starts`); alignment None means `AudioConfig.alignment`.
+        chunk_size: windows decoded at a time inside ``from_waveform``.
+    """
+
+    def __init__(self, generator: keras.Model, deblurrer: keras.Model | None = None, *, fps: float = DEFAULT_FPS,
+                 alignment: str | None = None, offset: float = 0.0, audio_config: AudioConfig | None = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE):
+        super().__init__()
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be >= 1. Received: chunk_size={chunk_size}")
+        self.audio_encoder, self.identity_encoder, self.decoder = get_submodels(generator)
+        self.deblurrer = deblurrer
+        self.audio_config = audio_config or AudioConfig()
+        self.alignment = self.audio_config.alignment if alignment is None else alignment
+        if self.alignment not in audio.ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {audio.ALIGNMENTS}. Received: alignment={alignment!r}")
+        self.fps = float(fps)
+        self.offset = float(offset)
+        self.chunk_size = int(chunk_size)
+
+        # static shapes, read off the models
+        mfcc_shape = tuple(self.audio_encoder.inputs[0].shape[1:])  # (12, 35, 1)
+        identity_shape = tuple(self.identity_encoder.inputs[0].shape[1:])  # (112, 112, C)
+        self.identity_shapes = {k: tuple(t.shape[1:]) for k, t in zip(IDENTITY_OUTPUTS, self.identity_encoder.outputs)}
+        self.frame_shape = tuple(self.decoder.outputs[0].shape[1:])  # (109, 109, 3)
+        self.mfcc_shape, self.identity_shape = mfcc_shape, identity_shape
+
+        mfcc = _spec((None, *mfcc_shape), "mfcc")
+        identity = _spec((None, *identity_shape), "identity")
+        cached = [_spec((None, *self.identity_shapes[k]), k) for k in IDENTITY_OUTPUTS]
+
+        self.generate = tf.function(self._generate, input_signature=[mfcc, identity])
+        self.encode_identity = tf.function(self._encode_identity, input_signature=[identity])
+        self.decode = tf.function(self._decode, input_signature=[mfcc, *cached])
+        self.from_waveform = tf.function(
+            self._from_waveform, input_signature=[_spec((None,), "waveform"), _spec((1, *identity_shape), "identity")])
+
+    # --- graph pieces (plain methods; wrapped as tf.functions above) ---
+
+    def _frames(self, mfcc, embedding, skip_53, skip_26, skip_12):
+        batch = tf.shape(mfcc)[0]
+        cached = [_broadcast_batch(t, batch) for t in (embedding, skip_53, skip_26, skip_12)]
+        audio_embedding = self.audio_encoder(mfcc, training=False)  # (B, 1, 1, 256)
+        frames = self.decoder([audio_embedding, *cached], training=False)  # (B, 109, 109, 3)
+        if self.deblurrer is not None:
+            frames = self.deblurrer(frames, training=False)
+        return frames
+
+    def _encode_identity(self, identity):
+        return dict(zip(IDENTITY_OUTPUTS, self.identity_encoder(identity, training=False)))
+
+    def _decode(self, mfcc, embedding, skip_53, skip_26, skip_12):
+        return {FRAMES: self._frames(mfcc, embedding, skip_53, skip_26, skip_12)}
+
+    def _generate(self, mfcc, identity):
+        cached = self.identity_encoder(identity, training=False)
+        return {FRAMES: self._frames(mfcc, *cached)}
+
+    def _from_waveform(self, waveform, identity):
+        windows = audio.audio_windows(waveform, fps=self.fps, alignment=self.alignment, offset=self.offset,
+                                      config=self.audio_config)  # (N, 12, 35, 1)
+        cached = self.identity_encoder(identity, training=False)  # batch 1, broadcast per chunk
+        n = tf.shape(windows)[0]
+        c = self.chunk_size
+        padded = tf.pad(windows, [[0, (-n) % c], [0, 0], [0, 0], [0, 0]])
+        chunks = tf.reshape(padded, [-1, c, *self.mfcc_shape])  # (ceil(N/c), c, 12, 35, 1)
+        frames = tf.map_fn(lambda chunk: self._frames(chunk, *cached), chunks, parallel_iterations=1,
+                           fn_output_signature=tf.TensorSpec((c, *self.frame_shape), tf.float32))
+        return {FRAMES: tf.reshape(frames, [-1, *self.frame_shape])[:n]}
+
+    def signatures(self) -> dict:
+        """Signature name → concrete function, as `tf.saved_model.save` takes them."""
+        generate = self.generate.get_concrete_function()
+        return {
+            "serving_default": generate,
+            "generate": generate,
+            "encode_identity": self.encode_identity.get_concrete_function(),
+            "decode": self.decode.get_concrete_function(),
+            "from_waveform": self.from_waveform.get_concrete_function(),
+        }
+
+    def metadata(self) -> dict:
+        """What a client needs to know, written to ``assets.extra/speech2vid.json``."""
+        return {
+            "signatures": SIGNATURES,
+            "identity_images": self.identity_shape[-1] // 3,
+            "identity_shape": list(self.identity_shape),
+            "mfcc_shape": list(self.mfcc_shape),
+            "frame_shape": list(self.frame_shape),
+            "identity_outputs": {k: list(v) for k, v in self.identity_shapes.items()},
+            "deblurred": self.deblurrer is not None,
+            "fps": self.fps,
+            "alignment": self.alignment,
+            "offset": self.offset,
+            "sample_rate": self.audio_config.sample_rate,
+        }
+
+
+def next_version(model_dir) -> int:
+    """1 + the largest integer-named folder in `model_dir` (1 when there is none)."""
+    model_dir = Path(model_dir)
+    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)] \
+        if model_dir.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(generator: keras.Model, export_dir, deblurrer: keras.Model | None = None, *,
+                       name: str = DEFAULT_NAME, version: int | None = None, fps: float = DEFAULT_FPS,
+                       alignment: str | None = None, offset: float = 0.0, audio_config: AudioConfig | None = None,
+                       chunk_size: int = DEFAULT_CHUNK_SIZE) -> Path:
+    """Write the SavedModel to ``export_dir/name/version`` and return that path.
+
+    `version` None takes the next free version number. An existing version folder is never overwritten
+    (`Speech2VidError`). The arguments after `name`/`version` are those of `Speech2VidModule`.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"name must be letters, digits, '_', '.' or '-'. Received: name={name!r}")
+    model_dir = Path(export_dir) / name
+    version = next_version(model_dir) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive integer. Received: version={version}")
+    target = model_dir / str(version)
+    if target.exists():
+        raise Speech2VidError(f"{target}: already exists; pick another --version")
+    module = Speech2VidModule(generator, deblurrer, fps=fps, alignment=alignment, offset=offset,
+                              audio_config=audio_config, chunk_size=chunk_size)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    # a non-numeric temporary name: TF Serving ignores it until the rename
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=model_dir))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700; a server running as another user must read it
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+        extra = tmp / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        (extra / "speech2vid.json").write_text(json.dumps(module.metadata(), indent=2) + "\n")
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
