@@ -113,6 +113,8 @@ def _load_npz_model(weights_dir: Path, name: str, entry: dict) -> tuple[keras.Mo
 
 def load_keras_file(path) -> keras.Model:
     """Load a `.keras` file with safe_mode; clear WeightsError on failure."""
+    import keras_speech2vid.models.layers  # noqa: F401 - registers the custom layers for deserialisation
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file missing")

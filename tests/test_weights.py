@@ -1,0 +1,75 @@
+"""Weights folders: compact round trip, checksums, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_speech2vid import PRESETS, build_deblurrer, build_generator
+from keras_speech2vid.errors import WeightsError
+from keras_speech2vid.weights import load_weights_dir, save_weights_dir
+
+
+@pytest.fixture(scope="module")
+def models():
+    return build_generator("tiny"), build_deblurrer("tiny")
+
+
+@pytest.fixture
+def folder(tmp_path, models):
+    generator, deblurrer = models
+    save_weights_dir(tmp_path, {"generator": ("generator", generator, PRESETS["tiny"]),
+                                "deblurrer": ("deblurrer", deblurrer, PRESETS["tiny"])})
+    return tmp_path
+
+
+def test_round_trip_float16_kernels(folder, models):
+    generator, _ = models
+    loaded = load_weights_dir(folder)
+    assert set(loaded) == {"generator", "deblurrer"} and loaded["generator"][0] == "generator"
+    x = {"mfcc": np.random.default_rng(0).normal(size=(2, 12, 35, 1)).astype("float32") * 5,
+         "identity": np.random.default_rng(1).uniform(size=(2, 112, 112, 15)).astype("float32")}
+    a = np.asarray(generator(x)["frame"])
+    b = np.asarray(loaded["generator"][1](x)["frame"])
+    assert np.abs(a - b).max() < 2e-3  # float16 kernels, float32 compute
+    for v in loaded["generator"][1].weights:
+        assert v.dtype == "float32"
+    with np.load(folder / "generator.npz") as data:
+        kernels = [k for k in data.files if k.endswith("kernel")]
+        assert kernels and all(data[k].dtype == np.float16 for k in kernels)
+        stats = [k for k in data.files if k.endswith("moving_variance")]
+        assert stats and all(data[k].dtype == np.float32 for k in stats)
+
+
+def test_checksum_mismatch_is_a_clear_error(folder):
+    path = folder / "generator.npz"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"generator\.npz: SHA-256 checksum mismatch"):
+        load_weights_dir(folder)
+
+
+def test_truncated_file_is_a_clear_error(folder):
+    path = folder / "deblurrer.npz"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match=r"deblurrer\.npz: truncated"):
+        load_weights_dir(folder)
+
+
+def test_missing_and_unreadable_folders(tmp_path):
+    with pytest.raises(WeightsError, match="no such weights folder"):
+        load_weights_dir(tmp_path / "nope")
+    with pytest.raises(WeightsError, match="not a weights folder"):
+        load_weights_dir(tmp_path)
+    (tmp_path / "manifest.json").write_text("{broken")
+    with pytest.raises(WeightsError, match="unreadable manifest"):
+        load_weights_dir(tmp_path)
+
+
+def test_file_not_matching_its_config(folder):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["models"]["deblurrer"]["config"]["deblur_width"] = 16
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match="deblurrer.npz"):
+        load_weights_dir(folder)
