@@ -9,6 +9,7 @@ from keras_speech2vid.errors import (
     Speech2VidError,
     WeightsError,
 )
+from keras_speech2vid.inference import Speech2Vid
 from keras_speech2vid.models import (
     build_audio_encoder,
     build_deblurrer,
@@ -28,6 +29,7 @@ __all__ = [
     "MediaError",
     "ModelConfig",
     "NoFaceError",
+    "Speech2Vid",
     "Speech2VidError",
     "WeightsError",
     "build_audio_encoder",
