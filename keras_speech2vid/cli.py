@@ -149,104 +149,45 @@ def _run_train_deblur(args):
     _run_training(args, "deblurrer")
 
 
-def _add_model_options(p, batch_default=16):
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="self-reconstruction metrics on real talking clips (PSNR, SSIM, LMD, lip sync)",
+                       description="Re-create each clip's face from its own audio and identity frames from the "
+                                   "clip's first part, and compare with the real face: PSNR/SSIM (face and mouth), "
+                                   "mouth-landmark distance, mouth-aperture correlation and AV offset, against a "
+                                   "static and a mismatched-audio baseline. Writes report.json, report.md and PNG "
+                                   "plots to --outdir.")
+    p.add_argument("--clips", nargs="+", required=True, metavar="PATH", help="talking-face video clips with audio")
+    p.add_argument("--outdir", required=True, help="folder for report.json, report.md and the plots (created)")
     p.add_argument("--weights", default=None, help="weights folder (default: the bundled weights)")
+    p.add_argument("--identity-frames", type=int, default=5, help="identity frames per clip (default: 5)")
+    p.add_argument("--max-seconds", type=float, default=None, help="evaluate only the first S seconds of each clip")
+    p.add_argument("--guard", type=int, default=2,
+                   help="frames left out between the last identity frame and the scored frames (default: 2)")
+    p.add_argument("--max-lag", type=int, default=10, help="AV offset search range, frames each way (default: 10)")
+    p.add_argument("--self-check", action="store_true",
+                   help="score the ground truth as if generated (no model): must give PSNR inf, LMD 0, r 1")
     p.add_argument("--no-deblur", action="store_true", help="skip the deblurring network")
-    p.add_argument("--batch-size", type=int, default=batch_default,
-                   help=f"frames per model call (default: {batch_default})")
-    p.add_argument("--xla", action="store_true", help="compile the per-batch function with XLA")
+    p.add_argument("--batch-size", type=int, default=16, help="frames per model call (default: 16)")
+    return p
 
 
-def _load_speech2vid(args, **positive):
+def _run_evaluate(args):
     from keras_speech2vid.errors import Speech2VidError
-    from keras_speech2vid.inference import Speech2Vid
+    from keras_speech2vid.evaluation import EvalConfig, evaluate
 
-    for name, value in {"batch-size": args.batch_size, **positive}.items():
-        if not value > 0 or (name != "fps" and value < 1):
-            raise Speech2VidError(f"--{name} must be {'positive' if name == 'fps' else 'at least 1'}, not {value}")
-    return Speech2Vid.load(args.weights, batch_size=args.batch_size, jit_compile=args.xla)
-
-
-def _add_generate(sub):
-    p = sub.add_parser("generate", help="talking-face video from face image(s) and speech",
-                       description="Generate a talking-face video. One --face uses the 1-image model when the "
-                                   "weights have one; the 5-image model takes five faces (fewer are repeated "
-                                   "cyclically). A video as --face gives its own identity frames. 112x112 images "
-                                   "are taken as already aligned crops.")
-    p.add_argument("--face", action="append", required=True, metavar="IMG",
-                   help="identity face image (repeat for several), or one video")
-    p.add_argument("--audio", required=True, help="speech: any media file with an audio stream")
-    p.add_argument("--outfile", required=True, help="output mp4 (written atomically)")
-    _add_model_options(p)
-    p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default: 25)")
-    p.add_argument("--full-frame", action="store_true",
-                   help="paste the face back into the (first) source image, Poisson-blended")
-    p.add_argument("--region", choices=("full", "lower"), default="full",
-                   help="--full-frame: blend the whole face (default) or the lower face only")
-    p.add_argument("--blend", choices=("poisson", "alpha", "none"), default="poisson",
-                   help="--full-frame: blending method (default: poisson)")
-    p.add_argument("--aligned", action="store_true", help="the faces are aligned 112x112 crops: skip detection")
-    p.add_argument("--box", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
-                   help="use the face nearest this box (top bottom left right) when there are several")
-    p.add_argument("--pads", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
-                   help="enlarge the detected face box by these pixels before landmarks (Wav2Lip)")
-    p.add_argument("--resize_factor", "--resize-factor", dest="resize_factor", type=int, default=1,
-                   help="shrink the input image/video by this factor first (Wav2Lip; default: 1)")
-    return p
-
-
-def _run_generate(args):
-    s2v = _load_speech2vid(args, fps=args.fps, resize_factor=args.resize_factor)
-    out = s2v.generate_video(args.face, args.audio, args.outfile, aligned=True if args.aligned else None,
-                             box=args.box, pads=args.pads, resize_factor=args.resize_factor,
-                             full_frame=args.full_frame, region=args.region, blend=args.blend,
-                             deblur=not args.no_deblur, fps=args.fps, progress=True)
-    print(out)
-
-
-def _add_redub(sub):
-    p = sub.add_parser("redub", help="make the person in a video say new speech",
-                       description="Re-dub a video: track the face, generate the mouth from the new audio with "
-                                   "identity frames from the video, and blend it back. Audio longer than the video "
-                                   "loops the video forward and back (ping-pong); shorter audio trims it.")
-    p.add_argument("--video", required=True, help="video to re-dub")
-    p.add_argument("--audio", required=True, help="the new speech: any media file with an audio stream")
-    p.add_argument("--outfile", required=True, help="output mp4 (written atomically)")
-    _add_model_options(p)
-    p.add_argument("--region", choices=("lower", "full"), default="lower",
-                   help="replace the lower face from just below the eyes (default) or the whole face")
-    p.add_argument("--blend", choices=("poisson", "alpha", "none"), default="poisson",
-                   help="blending method (default: poisson)")
-    p.add_argument("--nosmooth", action="store_true", help="do not smooth the face alignment over time")
-    p.add_argument("--identity-frames", type=int, default=5, help="identity frames taken from the video (default: 5)")
-    p.add_argument("--static", action="store_true", help="use only the first frame of the video")
-    p.add_argument("--box", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
-                   help="follow the face nearest this box (top bottom left right)")
-    return p
-
-
-def _run_redub(args):
-    s2v = _load_speech2vid(args, **{"identity-frames": args.identity_frames})
-    out = s2v.redub(args.video, args.audio, args.outfile, region=args.region, blend=args.blend,
-                    smooth=False if args.nosmooth else None, identity_frames=args.identity_frames,
-                    static=args.static, box=args.box, deblur=not args.no_deblur, progress=True)
-    print(out)
-
-
-def _add_demo(sub):
-    p = sub.add_parser("demo", help="the bundled face speaking the bundled speech, with the bundled weights")
-    p.add_argument("--outfile", required=True, help="output mp4")
-    _add_model_options(p)
-    return p
-
-
-def _run_demo(args):
-    from keras_speech2vid.inference.generate import demo_files
-
-    s2v = _load_speech2vid(args)
-    face, speech = demo_files()
-    out = s2v.generate_video(face, speech, args.outfile, full_frame=True, deblur=not args.no_deblur, progress=True)
-    print(out)
+    try:
+        config = EvalConfig(identity_frames=args.identity_frames, guard=args.guard, max_seconds=args.max_seconds,
+                            max_lag=args.max_lag, deblur=not args.no_deblur)
+    except ValueError as e:
+        raise Speech2VidError(str(e)) from None
+    if args.batch_size < 1:
+        raise Speech2VidError(f"--batch-size must be at least 1, not {args.batch_size}")
+    report = evaluate(args.clips, args.outdir, config, weights=args.weights, self_check=args.self_check,
+                      log=lambda line: print(line, file=sys.stderr), batch_size=args.batch_size)
+    for name, m in report["overall"].items():
+        print(f"{name:>10}: PSNR {m['psnr']:.2f}  SSIM {m['ssim']:.4f}  mouth PSNR {m['psnr_mouth']:.2f}  "
+              f"mouth SSIM {m['ssim_mouth']:.4f}  LMD {m['lmd']:.2f}  aperture r {m['aperture_r']:.3f}")
+    print(os.path.join(args.outdir, "report.md"))
 
 
 COMMANDS = {
@@ -255,9 +196,7 @@ COMMANDS = {
     "train-deblur": (_add_train_deblur, _run_train_deblur),
     "export": (_add_export, _run_export),
     "align": (_add_align, _run_align),
-    "generate": (_add_generate, _run_generate),
-    "redub": (_add_redub, _run_redub),
-    "demo": (_add_demo, _run_demo),
+    "evaluate": (_add_evaluate, _run_evaluate),
 }
 
 
