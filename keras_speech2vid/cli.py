@@ -149,6 +149,106 @@ def _run_train_deblur(args):
     _run_training(args, "deblurrer")
 
 
+def _add_model_options(p, batch_default=16):
+    p.add_argument("--weights", default=None, help="weights folder (default: the bundled weights)")
+    p.add_argument("--no-deblur", action="store_true", help="skip the deblurring network")
+    p.add_argument("--batch-size", type=int, default=batch_default,
+                   help=f"frames per model call (default: {batch_default})")
+    p.add_argument("--xla", action="store_true", help="compile the per-batch function with XLA")
+
+
+def _load_speech2vid(args, **positive):
+    from keras_speech2vid.errors import Speech2VidError
+    from keras_speech2vid.inference import Speech2Vid
+
+    for name, value in {"batch-size": args.batch_size, **positive}.items():
+        if not value > 0 or (name != "fps" and value < 1):
+            raise Speech2VidError(f"--{name} must be {'positive' if name == 'fps' else 'at least 1'}, not {value}")
+    return Speech2Vid.load(args.weights, batch_size=args.batch_size, jit_compile=args.xla)
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="talking-face video from face image(s) and speech",
+                       description="Generate a talking-face video. One --face uses the 1-image model when the "
+                                   "weights have one; the 5-image model takes five faces (fewer are repeated "
+                                   "cyclically). A video as --face gives its own identity frames. 112x112 images "
+                                   "are taken as already aligned crops.")
+    p.add_argument("--face", action="append", required=True, metavar="IMG",
+                   help="identity face image (repeat for several), or one video")
+    p.add_argument("--audio", required=True, help="speech: any media file with an audio stream")
+    p.add_argument("--outfile", required=True, help="output mp4 (written atomically)")
+    _add_model_options(p)
+    p.add_argument("--fps", type=float, default=25.0, help="output frame rate (default: 25)")
+    p.add_argument("--full-frame", action="store_true",
+                   help="paste the face back into the (first) source image, Poisson-blended")
+    p.add_argument("--region", choices=("full", "lower"), default="full",
+                   help="--full-frame: blend the whole face (default) or the lower face only")
+    p.add_argument("--blend", choices=("poisson", "alpha", "none"), default="poisson",
+                   help="--full-frame: blending method (default: poisson)")
+    p.add_argument("--aligned", action="store_true", help="the faces are aligned 112x112 crops: skip detection")
+    p.add_argument("--box", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
+                   help="use the face nearest this box (top bottom left right) when there are several")
+    p.add_argument("--pads", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
+                   help="enlarge the detected face box by these pixels before landmarks (Wav2Lip)")
+    p.add_argument("--resize_factor", "--resize-factor", dest="resize_factor", type=int, default=1,
+                   help="shrink the input image/video by this factor first (Wav2Lip; default: 1)")
+    return p
+
+
+def _run_generate(args):
+    s2v = _load_speech2vid(args, fps=args.fps, resize_factor=args.resize_factor)
+    out = s2v.generate_video(args.face, args.audio, args.outfile, aligned=True if args.aligned else None,
+                             box=args.box, pads=args.pads, resize_factor=args.resize_factor,
+                             full_frame=args.full_frame, region=args.region, blend=args.blend,
+                             deblur=not args.no_deblur, fps=args.fps, progress=True)
+    print(out)
+
+
+def _add_redub(sub):
+    p = sub.add_parser("redub", help="make the person in a video say new speech",
+                       description="Re-dub a video: track the face, generate the mouth from the new audio with "
+                                   "identity frames from the video, and blend it back. Audio longer than the video "
+                                   "loops the video forward and back (ping-pong); shorter audio trims it.")
+    p.add_argument("--video", required=True, help="video to re-dub")
+    p.add_argument("--audio", required=True, help="the new speech: any media file with an audio stream")
+    p.add_argument("--outfile", required=True, help="output mp4 (written atomically)")
+    _add_model_options(p)
+    p.add_argument("--region", choices=("lower", "full"), default="lower",
+                   help="replace the lower face from just below the eyes (default) or the whole face")
+    p.add_argument("--blend", choices=("poisson", "alpha", "none"), default="poisson",
+                   help="blending method (default: poisson)")
+    p.add_argument("--nosmooth", action="store_true", help="do not smooth the face alignment over time")
+    p.add_argument("--identity-frames", type=int, default=5, help="identity frames taken from the video (default: 5)")
+    p.add_argument("--static", action="store_true", help="use only the first frame of the video")
+    p.add_argument("--box", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
+                   help="follow the face nearest this box (top bottom left right)")
+    return p
+
+
+def _run_redub(args):
+    s2v = _load_speech2vid(args, **{"identity-frames": args.identity_frames})
+    out = s2v.redub(args.video, args.audio, args.outfile, region=args.region, blend=args.blend,
+                    smooth=False if args.nosmooth else None, identity_frames=args.identity_frames,
+                    static=args.static, box=args.box, deblur=not args.no_deblur, progress=True)
+    print(out)
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="the bundled face speaking the bundled speech, with the bundled weights")
+    p.add_argument("--outfile", required=True, help="output mp4")
+    _add_model_options(p)
+    return p
+
+
+def _run_demo(args):
+    from keras_speech2vid.inference.generate import demo_files
+
+    s2v = _load_speech2vid(args)
+    face, speech = demo_files()
+    out = s2v.generate_video(face, speech, args.outfile, full_frame=True, deblur=not args.no_deblur, progress=True)
+    print(out)
+
+
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="self-reconstruction metrics on real talking clips (PSNR, SSIM, LMD, lip sync)",
                        description="Re-create each clip's face from its own audio and identity frames from the "
@@ -196,6 +296,9 @@ COMMANDS = {
     "train-deblur": (_add_train_deblur, _run_train_deblur),
     "export": (_add_export, _run_export),
     "align": (_add_align, _run_align),
+    "generate": (_add_generate, _run_generate),
+    "redub": (_add_redub, _run_redub),
+    "demo": (_add_demo, _run_demo),
     "evaluate": (_add_evaluate, _run_evaluate),
 }
 
