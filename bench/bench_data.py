@@ -11,11 +11,9 @@ import tempfile
 import time
 
 import _common  # noqa: F401  (sets TF logging)
-import numpy as np
 import tensorflow as tf
 
 from keras_speech2vid.data.dataset import make_dataset
-from keras_speech2vid.training.train import TrainConfig
 
 
 def pipeline_rate(data_dir, preset, batches, batch_size):
@@ -29,27 +27,14 @@ def pipeline_rate(data_dir, preset, batches, batch_size):
 
 
 def train_rate(preset, steps, batch_size):
+    from bench_train import rate
+
     from keras_speech2vid.models import build_generator
 
     model = build_generator(preset)
     n = model.input["identity"].shape[-1]
-    optimizer = tf.keras.optimizers.SGD(TrainConfig().learning_rate, momentum=0.9)
     x = {"mfcc": tf.random.normal((batch_size, 12, 35, 1)), "identity": tf.random.uniform((batch_size, 112, 112, n))}
-    y = tf.random.uniform((batch_size, 109, 109, 3))
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(y - model(x, training=True)["frame"]))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch_size / (time.perf_counter() - start)
+    return rate(model, x, tf.random.uniform((batch_size, 109, 109, 3)), steps, jit=False)
 
 
 def main():

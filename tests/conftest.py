@@ -8,6 +8,10 @@ import pytest  # noqa: E402
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = SHARED / "data"
+# the real talking clips of tests/data: two GRID clips and a VoxCeleb2 crop
+CLIPS = [DATA / "grid_bbaf2n_man_denim.mpg", DATA / "grid_lbbc2a_woman_pink_top.mpg",
+         DATA / "vox2_00086_man_suit_red_bg.mp4"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 

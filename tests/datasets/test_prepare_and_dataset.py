@@ -16,11 +16,8 @@ from keras_speech2vid import audio, io
 from keras_speech2vid.data.dataset import make_dataset
 from keras_speech2vid.data.prepare import PrepareConfig, prepare
 from keras_speech2vid.face.track import track_video
-from tests.conftest import DATA, shared_path
+from tests.conftest import CLIPS, DATA, ROOT, shared_path
 
-CLIPS = [DATA / "grid_bbaf2n_man_denim.mpg", DATA / "grid_lbbc2a_woman_pink_top.mpg",
-         DATA / "vox2_00086_man_suit_red_bg.mp4"]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import csv
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +14,8 @@ from keras_speech2vid.data.dataset import make_dataset
 from keras_speech2vid.data.prepare import PrepareConfig, prepare
 from keras_speech2vid.training import TrainConfig, train
 from keras_speech2vid.training.degrade import degrade
-from tests.conftest import DATA
+from tests.conftest import CLIPS, ROOT
 
-CLIPS = [DATA / "grid_bbaf2n_man_denim.mpg", DATA / "grid_lbbc2a_woman_pink_top.mpg",
-         DATA / "vox2_00086_man_suit_red_bg.mp4"]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
