@@ -1,4 +1,10 @@
-"""keras_speech2vid: Speech2Vid ("You said that?", BMVC 2017) in Keras 3 / TensorFlow."""
+"""keras_speech2vid: Speech2Vid ("You said that?", BMVC 2017) in Keras 3 / TensorFlow.
+
+The model builders and `Speech2Vid` are imported on first use, so that `import keras_speech2vid`
+(and the CLI's argument parsing) does not start TensorFlow.
+"""
+
+import importlib
 
 from keras_speech2vid.config import PRESETS, AudioConfig, ModelConfig, get_config
 from keras_speech2vid.errors import (
@@ -9,17 +15,31 @@ from keras_speech2vid.errors import (
     Speech2VidError,
     WeightsError,
 )
-from keras_speech2vid.inference import Speech2Vid
-from keras_speech2vid.models import (
-    build_audio_encoder,
-    build_deblurrer,
-    build_decoder,
-    build_generator,
-    build_identity_encoder,
-    get_submodels,
-)
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Speech2Vid": "keras_speech2vid.inference",
+    "build_audio_encoder": "keras_speech2vid.models",
+    "build_deblurrer": "keras_speech2vid.models",
+    "build_decoder": "keras_speech2vid.models",
+    "build_generator": "keras_speech2vid.models",
+    "build_identity_encoder": "keras_speech2vid.models",
+    "get_submodels": "keras_speech2vid.models",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_speech2vid' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "PRESETS",
