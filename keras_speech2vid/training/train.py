@@ -107,6 +107,11 @@ def _check_run_json(run_dir: Path, record: dict) -> None:
         tmp.write_text(json.dumps(record, indent=2))
 
 
+def _scalar(value) -> float:
+    """A Python float from a variable, distributed or not."""
+    return float(tf.convert_to_tensor(value))
+
+
 def _append_csv(path: Path, row: dict) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as f:
@@ -147,10 +152,11 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         view = task.train_view(model)
         optimizer = _make_optimizer(cfg)
         optimizer.build(view.trainable_variables)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
-        best_val = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_val")
-        bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs")
+    # loop counters live outside the strategy: plain host variables, the same on every worker
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+    best_val = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_val")
+    bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs")
     ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, epochs_done=epochs_done,
                                best_val=best_val, bad_epochs=bad_epochs)
     manager = tf.train.CheckpointManager(ckpt, write_dir / "checkpoints", max_to_keep=cfg.keep_checkpoints)
@@ -222,7 +228,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
                 tf.summary.scalar("epoch_l1", val0, step=0)
         write_grid(val_writer, 0)
         history.append({"epoch": 0, "step": 0, "loss": "", "val_loss": "" if val0 is None else val0,
-                        "learning_rate": float(optimizer.learning_rate)})
+                        "learning_rate": _scalar(optimizer.learning_rate)})
         _append_csv(csv_path, history[-1])
     while int(epochs_done) < cfg.epochs and int(bad_epochs) < cfg.patience:
         epoch = int(epochs_done)
@@ -244,7 +250,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
             if int(step) % 10 == 0:
                 with train_writer.as_default():
                     tf.summary.scalar("l1", loss, step=int(step))
-                    tf.summary.scalar("learning_rate", float(optimizer.learning_rate), step=int(step))
+                    tf.summary.scalar("learning_rate", _scalar(optimizer.learning_rate), step=int(step))
         val = evaluate()
         train_loss = float(np.mean(losses)) if losses else float("nan")
         with train_writer.as_default():
@@ -263,7 +269,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         epochs_done.assign_add(1)
         manager.save(checkpoint_number=int(step))
         row = {"epoch": epoch + 1, "step": int(step), "loss": train_loss,
-               "val_loss": "" if val is None else val, "learning_rate": float(optimizer.learning_rate)}
+               "val_loss": "" if val is None else val, "learning_rate": _scalar(optimizer.learning_rate)}
         history.append(row)
         _append_csv(csv_path, row)
         if verbose:
