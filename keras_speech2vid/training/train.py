@@ -46,6 +46,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 3
     grid_rows: int = 4
+    jit_compile: bool = False  # XLA-compile each replica's step (forward, backward and update)
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam"):
@@ -172,13 +173,18 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         pred = pred["frame"] if isinstance(pred, dict) else pred
         return tf.reduce_mean(tf.abs(target - pred), axis=[1, 2, 3])  # per-example per-pixel L1
 
-    def replica_train_step(inputs, target):
-        inputs, target = task.map_batch(inputs, target, True)
+    def replica_update(inputs, target):
         with tf.GradientTape() as tape:
             loss = tf.nn.compute_average_loss(loss_fn(inputs, target, True))
         grads = tape.gradient(loss, view.trainable_variables)
         optimizer.apply_gradients(zip(grads, view.trainable_variables))
         return loss
+
+    if cfg.jit_compile:  # the update only: the deblurrer's random degradation does not compile
+        replica_update = tf.function(replica_update, jit_compile=True)
+
+    def replica_train_step(inputs, target):
+        return replica_update(*task.map_batch(inputs, target, True))
 
     def replica_val_step(inputs, target):
         inputs, target = task.map_batch(inputs, target, False)

@@ -82,8 +82,8 @@ def test_kill_9_then_resume(tmp_path):
     assert np.isfinite(np.asarray(frame["frame"])).all()
 
 
-def test_deblurrer_task_trains_pre_clip_view(tmp_path):
-    result = run(tmp_path, epochs=1, steps_per_epoch=2, checkpoint_every=1, task="deblurrer")
+def test_deblurrer_task_trains_pre_clip_view_with_xla(tmp_path):
+    result = run(tmp_path, epochs=1, steps_per_epoch=2, checkpoint_every=1, task="deblurrer", jit_compile=True)
     assert result["step"] == 2
     model = keras.saving.load_model(tmp_path / "deblurrer.keras", safe_mode=True)
     assert model.get_layer("deblur_clip") is not None  # the saved model is the full, clipped deblurrer
