@@ -291,6 +291,19 @@ def _run_evaluate(args):
     print(os.path.join(args.outdir, "report.md"))
 
 
+def _add_pack_weights(sub):
+    p = sub.add_parser("pack-weights", help="training runs -> a compact, checksummed weights folder")
+    p.add_argument("runs", nargs="+", help="RUN_DIRs of `speech2vid train` / `train-deblur`")
+    p.add_argument("--out", required=True, help="weights folder to write (e.g. weights/)")
+    return p
+
+
+def _run_pack_weights(args):
+    from keras_speech2vid.weights import pack_runs
+
+    print(pack_runs(args.runs, args.out))
+
+
 COMMANDS = {
     "prepare": (_add_prepare, _run_prepare),
     "train": (_add_train, _run_train),
@@ -301,6 +314,7 @@ COMMANDS = {
     "redub": (_add_redub, _run_redub),
     "demo": (_add_demo, _run_demo),
     "evaluate": (_add_evaluate, _run_evaluate),
+    "pack-weights": (_add_pack_weights, _run_pack_weights),
 }
 
 

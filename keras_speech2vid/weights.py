@@ -143,3 +143,25 @@ def load_weights_dir(weights_dir=None) -> dict[str, tuple[str, keras.Model, Mode
     if not models:
         raise WeightsError(f"{weights_dir / MANIFEST}: lists no models")
     return {name: (entry["kind"], *_load_npz_model(weights_dir, name, entry)) for name, entry in models.items()}
+
+
+def pack_runs(run_dirs, out_dir, extra: dict | None = None) -> Path:
+    """Turn training RUN_DIRs (each `<task>.keras` + `run.json`) into one compact weights folder.
+
+    A 5-image generator is stored as "generator", a 1-image one as "generator_1img", a deblurrer
+    as "deblurrer". Returns the manifest path.
+    """
+    models = {}
+    for run_dir in map(Path, run_dirs):
+        path = run_dir / "run.json"
+        if not path.is_file():
+            raise WeightsError(f"{run_dir}: not a training run folder (no run.json)")
+        run = json.loads(path.read_text())
+        kind = run["task"]
+        config = ModelConfig.from_dict(run["model"])
+        model = load_keras_file(run_dir / f"{kind}.keras")
+        name = kind if kind == "deblurrer" or config.identity_images != 1 else "generator_1img"
+        if name in models:
+            raise WeightsError(f"{run_dir}: a second {name} among the runs")
+        models[name] = (kind, model, config)
+    return save_weights_dir(out_dir, models, extra)

@@ -73,3 +73,17 @@ def test_file_not_matching_its_config(folder):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(WeightsError, match="deblurrer.npz"):
         load_weights_dir(folder)
+
+
+def test_pack_training_runs(tmp_path):
+    from keras_speech2vid.cli import main
+    from tests.training.synthetic import run
+
+    run(tmp_path / "gen", epochs=1, steps_per_epoch=1, checkpoint_every=1)
+    run(tmp_path / "deb", epochs=1, steps_per_epoch=1, checkpoint_every=1, task="deblurrer")
+    assert main(["pack-weights", str(tmp_path / "gen"), str(tmp_path / "deb"), "--out", str(tmp_path / "w")]) == 0
+    loaded = load_weights_dir(tmp_path / "w")
+    assert {k: v[0] for k, v in loaded.items()} == {"generator": "generator", "deblurrer": "deblurrer"}
+    assert loaded["generator"][2] == PRESETS["tiny"]
+    with pytest.raises(WeightsError, match="no run.json"):
+        main(["--verbose", "pack-weights", str(tmp_path / "w"), "--out", str(tmp_path / "w2")])
