@@ -239,9 +239,10 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
     while int(epochs_done) < cfg.epochs and int(bad_epochs) < cfg.patience:
         epoch = int(epochs_done)
         done = int(step) - epoch * spe
-        bar = keras.utils.Progbar(spe, verbose=verbose, stateful_metrics=["loss"]) if verbose else None
+        # the bar counts this session's steps only, so its time per step is a true rate after a resume
+        bar = keras.utils.Progbar(spe - done, verbose=verbose, stateful_metrics=["loss"]) if verbose else None
         if verbose:
-            print(f"Epoch {epoch + 1}/{cfg.epochs}")
+            print(f"Epoch {epoch + 1}/{cfg.epochs}" + (f" (from step {done} of {spe})" if done else ""))
         losses = []
         for _ in range(max(0, spe - done)):
             loss = float(train_step(iterator))
@@ -250,7 +251,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
             step.assign_add(1)
             losses.append(loss)
             if bar:
-                bar.update(int(step) - epoch * spe, [("loss", loss)])
+                bar.update(len(losses), [("loss", loss)])
             if int(step) % cfg.checkpoint_every == 0:
                 manager.save(checkpoint_number=int(step))
             if int(step) % 10 == 0:
