@@ -12,6 +12,7 @@ RUN_DIR afterwards: `<task>.keras` (best weights by validation L1), `run.json` (
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -29,6 +30,7 @@ from keras_speech2vid.io import atomic_path
 from keras_speech2vid.training.tasks import TASKS, Task, image_grid
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +49,13 @@ class TrainConfig:
     keep_checkpoints: int = 3
     grid_rows: int = 4
     jit_compile: bool = False  # XLA-compile each replica's step (forward, backward and update)
+    # "mixed_bfloat16" computes in bfloat16 with float32 weights (~1.7x faster on CPUs with AVX512-BF16);
+    # "mixed_float16" adds loss scaling, for GPUs. Saved models always compute in float32.
+    precision: str = "float32"
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={self.precision!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam'. Received: optimizer={self.optimizer!r}")
         for field in ("epochs", "steps_per_epoch", "batch_size", "checkpoint_every"):
@@ -92,8 +99,21 @@ def _worker_dir(run_dir: Path, strategy) -> tuple[Path, bool]:
 
 def _make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(cfg.learning_rate)
-    return keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
+        optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    else:
+        optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if cfg.precision == "mixed_float16" else optimizer
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Build layers under Keras dtype policy `name`, restoring the global policy afterwards."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _check_run_json(run_dir: Path, record: dict) -> None:
@@ -106,6 +126,16 @@ def _check_run_json(run_dir: Path, record: dict) -> None:
                                 "use a new --out folder")
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2))
+
+
+def _float32_copy(task: Task, config: ModelConfig, model: keras.Model, cfg: TrainConfig) -> keras.Model:
+    """`model` itself when trained in float32, else the same weights in a float32-policy model."""
+    if cfg.precision == "float32":
+        return model
+    with dtype_policy("float32"):
+        copy = task.build(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _scalar(value) -> float:
@@ -124,7 +154,7 @@ def _append_csv(path: Path, row: dict) -> None:
 
 def _predict(model, inputs):
     out = model(inputs, training=False)
-    return out["frame"] if isinstance(out, dict) else out
+    return tf.cast(out["frame"] if isinstance(out, dict) else out, tf.float32)
 
 
 def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.Dataset, run_dir,
@@ -148,7 +178,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
                                   "train": dataclasses.asdict(cfg)})
 
     # === model, optimiser and checkpointed state ===
-    with strategy.scope():
+    with strategy.scope(), dtype_policy(cfg.precision):
         model = task.build(model_config)
         view = task.train_view(model)
         optimizer = _make_optimizer(cfg)
@@ -170,7 +200,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
     # === distributed step functions ===
     def loss_fn(inputs, target, training):
         pred = view(inputs, training=training)
-        pred = pred["frame"] if isinstance(pred, dict) else pred
+        pred = tf.cast(pred["frame"] if isinstance(pred, dict) else pred, tf.float32)
         return tf.reduce_mean(tf.abs(target - pred), axis=[1, 2, 3])  # per-example per-pixel L1
 
     def replica_update(inputs, target):
@@ -271,7 +301,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
             if val is not None:
                 best_val.assign(val)
             with atomic_path(write_dir / f"{task.name}.keras") as tmp:
-                model.save(tmp)
+                _float32_copy(task, model_config, model, cfg).save(tmp)
         bad_epochs.assign(0 if improved or val is None else int(bad_epochs) + 1)
         epochs_done.assign_add(1)
         manager.save(checkpoint_number=int(step))

@@ -87,3 +87,13 @@ def test_deblurrer_task_trains_pre_clip_view_with_xla(tmp_path):
     assert result["step"] == 2
     model = keras.saving.load_model(tmp_path / "deblurrer.keras", safe_mode=True)
     assert model.get_layer("deblur_clip") is not None  # the saved model is the full, clipped deblurrer
+
+
+@pytest.mark.parametrize("task", ["generator", "deblurrer"])
+def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, task):
+    result = run(tmp_path, epochs=1, steps_per_epoch=2, checkpoint_every=1, task=task, precision="mixed_bfloat16")
+    assert result["step"] == 2 and np.isfinite(result["best_val"])
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model = keras.saving.load_model(tmp_path / f"{task}.keras", safe_mode=True)
+    convs = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.dtype_policy.name == "float32" for layer in convs)
