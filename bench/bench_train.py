@@ -10,6 +10,7 @@ import _common  # noqa: F401
 import tensorflow as tf
 
 from keras_speech2vid.models import build_deblurrer, build_generator
+from keras_speech2vid.training.train import dtype_policy
 
 
 def rate(model, x, y, steps, jit):
@@ -19,7 +20,7 @@ def rate(model, x, y, steps, jit):
     def step():
         with tf.GradientTape() as tape:
             out = model(x, training=True)
-            out = out["frame"] if isinstance(out, dict) else out
+            out = tf.cast(out["frame"] if isinstance(out, dict) else out, tf.float32)
             loss = tf.reduce_mean(tf.abs(y - out))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -42,16 +43,17 @@ def main():
     b = a.batch_size
     for device in devices:
         with tf.device(device):
-            gen = build_generator(a.preset)
-            n = gen.input["identity"].shape[-1]
-            x = {"mfcc": tf.random.normal((b, 12, 35, 1)), "identity": tf.random.uniform((b, 112, 112, n))}
-            y = tf.random.uniform((b, 109, 109, 3))
-            for jit in (False, True):
-                print(f"{device} generator {a.preset} batch {b} xla={jit}: "
-                      f"{rate(gen, x, y, a.steps, jit):7.1f} samples/s")
-            deb = build_deblurrer(a.preset)
-            print(f"{device} deblurrer {a.preset} batch {b}: {rate(deb, y, y, a.steps, False):7.1f} samples/s")
-
+            for precision in ("float32", "mixed_bfloat16"):
+                with dtype_policy(precision):
+                    gen = build_generator(a.preset)
+                    deb = build_deblurrer(a.preset)
+                n = gen.input["identity"].shape[-1]
+                x = {"mfcc": tf.random.normal((b, 12, 35, 1)), "identity": tf.random.uniform((b, 112, 112, n))}
+                y = tf.random.uniform((b, 109, 109, 3))
+                for jit in (False, True):
+                    print(f"{device} generator {a.preset} batch {b} {precision} xla={jit}: "
+                          f"{rate(gen, x, y, a.steps, jit):7.1f} samples/s")
+                print(f"{device} deblurrer {a.preset} batch {b} {precision}: {rate(deb, y, y, a.steps, False):7.1f} samples/s")
 
 if __name__ == "__main__":
     main()
