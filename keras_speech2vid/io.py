@@ -221,6 +221,29 @@ def atomic_path(outfile, suffix: str | None = None):
             os.unlink(tmp)
 
 
+def write_text(path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically; returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_png(path, rgb: np.ndarray) -> Path:
+    """Write an RGB uint8 image as PNG, atomically; returns the path."""
+    import cv2
+
+    from keras_speech2vid.errors import Speech2VidError
+
+    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise Speech2VidError(f"{path}: PNG encoding failed")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
+    return path
+
+
 class VideoWriter:
     """Stream RGB frames into an H.264 mp4 (atomic), optionally muxing audio as AAC.
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_speech2vid.config import ModelConfig
 from keras_speech2vid.errors import WeightsError
-from keras_speech2vid.io import atomic_path
+from keras_speech2vid.io import atomic_path, write_text
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "manifest.json"
@@ -66,10 +66,7 @@ def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelCon
                 np.savez_compressed(f, **arrays)
         manifest["models"][name] = {"kind": kind, "file": target.name, "sha256": sha256(target),
                                     "bytes": target.stat().st_size, "config": config.to_dict()}
-    path = out_dir / MANIFEST
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    return path
+    return write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def read_manifest(weights_dir=None) -> dict:

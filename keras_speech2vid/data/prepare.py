@@ -187,10 +187,9 @@ def _job(args) -> tuple[str, dict]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from keras_speech2vid.io import atomic_path
+    from keras_speech2vid.io import write_text
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
+    write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None = None,

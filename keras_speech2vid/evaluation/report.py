@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_speech2vid.errors import Speech2VidError
-from keras_speech2vid.io import atomic_path
+from keras_speech2vid.io import write_png, write_text
 
 COLORS = {"truth": (20, 20, 20), "model": (31, 119, 180), "static": (150, 150, 150), "mismatched": (255, 127, 14)}
 METRIC_LABELS = (  # key, column title, format, fixed plot range (None: from the values)
@@ -298,26 +297,6 @@ def aperture_plot(clip: dict) -> np.ndarray:
 def metrics_plot(methods: dict, title: str) -> np.ndarray:
     panels = {t: {name: m.get(key) for name, m in methods.items()} for key, t, _, _ in METRIC_LABELS}
     return bar_panels(panels, title, ranges={t: r for _, t, _, r in METRIC_LABELS if r is not None})
-
-
-def write_png(path, rgb: np.ndarray) -> Path:
-    """Write an RGB uint8 image as PNG, atomically."""
-    import cv2
-
-    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise Speech2VidError(f"{path}: PNG encoding failed")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data.tobytes())
-    return path
-
-
-def write_text(path, text: str) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    return path
 
 
 def write_report(report: dict, outdir) -> list[Path]:

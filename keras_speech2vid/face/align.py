@@ -360,18 +360,6 @@ def align_image(image: np.ndarray, box=None, source: str = "image", upsample: in
     return align_face(image, detection)
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    import cv2
-
-    from keras_speech2vid.io import atomic_path
-
-    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise Speech2VidError(f"{path}: PNG encoding failed")
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data.tobytes())
-
-
 def align_images(images: Iterable, outdir, box=None) -> Iterator[tuple[Path, Path]]:
     """Align each image and write ``<outdir>/<stem>_aligned.png`` (112×112 RGB, written atomically).
 
@@ -383,7 +371,7 @@ def align_images(images: Iterable, outdir, box=None) -> Iterator[tuple[Path, Pat
       NoFaceError: an image has no face (images before it have been written).
       Speech2VidError: two inputs share a stem (their outputs would collide).
     """
-    from keras_speech2vid.io import read_image
+    from keras_speech2vid.io import read_image, write_png
 
     images = [Path(p) for p in images]
     outdir = Path(outdir)
@@ -397,7 +385,7 @@ def align_images(images: Iterable, outdir, box=None) -> Iterator[tuple[Path, Pat
         image = read_image(src)
         aligned = align_image(image, box=box, source=str(src))
         dst = outdir / f"{src.stem}_aligned.png"
-        _write_png(dst, aligned.face)
+        write_png(dst, aligned.face)
         yield src, dst
 
 

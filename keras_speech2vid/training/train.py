@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from keras_speech2vid.config import ModelConfig, get_config
 from keras_speech2vid.errors import Speech2VidError
-from keras_speech2vid.io import atomic_path
+from keras_speech2vid.io import atomic_path, write_text
 from keras_speech2vid.training.tasks import TASKS, Task, image_grid
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
@@ -124,8 +124,7 @@ def _check_run_json(run_dir: Path, record: dict) -> None:
         if old.get("task") != record["task"] or old.get("model") != record["model"]:
             raise TrainingError(f"{run_dir}: holds a {old.get('task')} run with another model config; "
                                 "use a new --out folder")
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
+    write_text(path, json.dumps(record, indent=2))
 
 
 def _float32_copy(task: Task, config: ModelConfig, model: keras.Model, cfg: TrainConfig) -> keras.Model:
