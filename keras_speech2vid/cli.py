@@ -110,6 +110,11 @@ def _add_train_common(p, default_lr, default_optimizer):
     p.add_argument("--xla", action="store_true", help="XLA-compile the training step")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"),
                    help="mixed_bfloat16: faster on CPUs with AVX512-BF16; mixed_float16: for GPUs")
+    small = p.add_argument_group("for small datasets (not in the paper)")
+    small.add_argument("--init-from", default=None, metavar="MODEL",
+                       help="start a new run from these weights (a .keras file or a RUN_DIR)")
+    small.add_argument("--mouth-weight", type=float, default=0.0,
+                       help="extra L1 weight inside the mouth box (default: 0, the paper's plain L1)")
     return p
 
 
@@ -135,13 +140,14 @@ def _run_training(args, task):
     cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, val_steps=args.val_steps,
                       batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
                       patience=args.patience, checkpoint_every=args.checkpoint_every, jit_compile=args.xla,
-                      precision=args.precision)
+                      precision=args.precision, mouth_weight=args.mouth_weight)
     train_ds = make_dataset(args.data, "train", args.preset, args.batch_size, seed=args.seed)
     manifest = read_manifest(args.data)
     has_val = any(v["split"] == "val" for v in manifest["videos"])
     # without a validation split: no early stopping, the last weights are kept
     val_ds = make_dataset(args.data, "val", args.preset, args.batch_size, seed=0) if has_val else None
-    result = train(task, args.preset, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy)
+    result = train(task, args.preset, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy,
+                   init_from=args.init_from)
     print(f"{args.out}: step {result['step']}, {result['epochs']} epochs, best val L1 {result['best_val']:.5f}")
 
 

@@ -52,12 +52,16 @@ class TrainConfig:
     # "mixed_bfloat16" computes in bfloat16 with float32 weights (~1.7x faster on CPUs with AVX512-BF16);
     # "mixed_float16" adds loss scaling, for GPUs. Saved models always compute in float32.
     precision: str = "float32"
+    # not in the paper, for small data (off by default):
+    mouth_weight: float = 0.0  # L1 weight of the mouth box is 1 + mouth_weight (the rest: 1)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={self.precision!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam'. Received: optimizer={self.optimizer!r}")
+        if not self.mouth_weight >= 0:
+            raise ValueError(f"mouth_weight must be >= 0. Received: mouth_weight={self.mouth_weight!r}")
         for field in ("epochs", "steps_per_epoch", "batch_size", "checkpoint_every"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1. Received: {field}={getattr(self, field)}")
@@ -124,6 +128,7 @@ def _check_run_json(run_dir: Path, record: dict) -> None:
         if old.get("task") != record["task"] or old.get("model") != record["model"]:
             raise TrainingError(f"{run_dir}: holds a {old.get('task')} run with another model config; "
                                 "use a new --out folder")
+        record["init_from"] = record.get("init_from") or old.get("init_from")  # a resume does not repeat it
     write_text(path, json.dumps(record, indent=2))
 
 
@@ -135,6 +140,40 @@ def _float32_copy(task: Task, config: ModelConfig, model: keras.Model, cfg: Trai
         copy = task.build(config)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def _init_weights(task: Task, model: keras.Model, source) -> None:
+    """Start `model` from the weights of a saved `<task>.keras` (or a RUN_DIR holding one)."""
+    source = Path(source)
+    if source.is_dir():
+        source = source / f"{task.name}.keras"
+    if not source.is_file():
+        raise TrainingError(f"{source}: no such model file to start from")
+    import keras_speech2vid.models  # noqa: F401  (registers the custom layers)
+
+    try:
+        trained = keras.saving.load_model(source, safe_mode=True, compile=False)
+    except Exception as e:  # noqa: BLE001  (Keras raises many types for a bad file)
+        raise TrainingError(f"{source}: cannot be loaded as a Keras model ({type(e).__name__})") from e
+    weights = trained.get_weights()
+    if [w.shape for w in weights] != [tuple(v.shape) for v in model.weights]:
+        raise TrainingError(f"{source}: its weights do not fit the {task.name} of this model config")
+    model.set_weights(weights)
+
+
+def l1_weight_map(size: int, mouth_weight: float) -> tf.Tensor:
+    """(1, size, size, 1) per-pixel L1 weights: 1, plus `mouth_weight` inside the canonical mouth box.
+
+    `size` is 109 (generator output) or 112 (aligned face); the weights average to 1 so losses stay
+    comparable with the plain L1.
+    """
+    from keras_speech2vid.evaluation.metrics import mouth_box
+
+    weights = np.ones((size, size), np.float32)
+    if mouth_weight:
+        top, bottom, left, right = mouth_box(space=str(size))
+        weights[top:bottom, left:right] += mouth_weight
+    return tf.constant((weights / weights.mean())[None, :, :, None])
 
 
 def _scalar(value) -> float:
@@ -158,11 +197,12 @@ def _predict(model, inputs):
 
 def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.Dataset, run_dir,
           train_config: TrainConfig = TrainConfig(), val_ds: tf.data.Dataset | None = None,
-          strategy: tf.distribute.Strategy | None = None, verbose: int = 1) -> dict:
+          strategy: tf.distribute.Strategy | None = None, verbose: int = 1, init_from=None) -> dict:
     """Train `task` ("generator" or "deblurrer") on batches of ``({"mfcc", "identity"}, target)``.
 
     `train_ds` yields global batches and is repeated here; `val_ds` is read in full each epoch
-    (or `val_steps` batches). Returns {"step", "epochs", "best_val", "history"}.
+    (or `val_steps` batches). `init_from` (a `<task>.keras` or a RUN_DIR) gives the starting weights
+    of a new run; a run with a checkpoint ignores it. Returns {"step", "epochs", "best_val", "history"}.
     """
     task = TASKS[task] if isinstance(task, str) else task
     model_config = get_config(model_config)
@@ -174,7 +214,8 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
     write_dir.mkdir(parents=True, exist_ok=True)
     if chief:
         _check_run_json(run_dir, {"task": task.name, "model": model_config.to_dict(),
-                                  "train": dataclasses.asdict(cfg)})
+                                  "train": dataclasses.asdict(cfg),
+                                  "init_from": None if init_from is None else str(init_from)})
 
     # === model, optimiser and checkpointed state ===
     with strategy.scope(), dtype_policy(cfg.precision):
@@ -195,12 +236,19 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         ckpt.restore(latest).assert_existing_objects_matched()
         if verbose:
             print(f"Resuming {task.name} from {latest} (step {int(step)}, epoch {int(epochs_done) + 1})")
+    elif init_from is not None:
+        _init_weights(task, model, init_from)
+        if verbose:
+            print(f"Starting {task.name} from the weights of {init_from}")
 
     # === distributed step functions ===
     def loss_fn(inputs, target, training):
         pred = view(inputs, training=training)
         pred = tf.cast(pred["frame"] if isinstance(pred, dict) else pred, tf.float32)
-        return tf.reduce_mean(tf.abs(target - pred), axis=[1, 2, 3])  # per-example per-pixel L1
+        error = tf.abs(target - pred)
+        if cfg.mouth_weight:
+            error = error * l1_weight_map(int(target.shape[1]), cfg.mouth_weight)
+        return tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
 
     def replica_update(inputs, target):
         with tf.GradientTape() as tape:

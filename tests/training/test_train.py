@@ -1,6 +1,7 @@
 """Training machinery: resume, kill -9, logs. Learning itself is tested on real clips in test_learning.py."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -97,3 +98,57 @@ def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, task):
     model = keras.saving.load_model(tmp_path / f"{task}.keras", safe_mode=True)
     convs = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(layer.dtype_policy.name == "float32" for layer in convs)
+
+
+def test_l1_weight_map_puts_mouth_weight_in_the_mouth_box_and_averages_to_one():
+    from keras_speech2vid.evaluation.metrics import mouth_box
+    from keras_speech2vid.training.train import l1_weight_map
+
+    assert np.allclose(l1_weight_map(109, 0.0).numpy(), 1.0)
+    for size in (109, 112):
+        w = l1_weight_map(size, 4.0).numpy()[0, :, :, 0]
+        top, bottom, left, right = mouth_box(space=str(size))
+        assert w.shape == (size, size) and np.isclose(w.mean(), 1.0, atol=1e-6)
+        inside = np.zeros_like(w, bool)
+        inside[top:bottom, left:right] = True
+        assert np.allclose(w[inside] / w[~inside].max(), 5.0) and np.ptp(w[~inside]) < 1e-6
+        assert top > size // 2  # the mouth box is in the lower half of the face
+
+
+def _weighted_val_l1(model, ds, mouth_weight):
+    from keras_speech2vid.training.train import l1_weight_map
+
+    errors = []
+    for inputs, target in ds:
+        frame = np.asarray(model(inputs, training=False)["frame"])
+        errors.append(np.mean(np.abs(target.numpy() - frame) * l1_weight_map(109, mouth_weight).numpy(), axis=(1, 2, 3)))
+    return float(np.mean(np.concatenate(errors)))
+
+
+def test_mouth_weight_is_the_validation_loss_and_init_from_starts_from_those_weights(tmp_path):
+    ds = synthetic_dataset()
+    val = ds.take(1)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=3, optimizer="adam", learning_rate=1e-3, mouth_weight=4.0)
+    first = train("generator", "tiny", ds, tmp_path / "a", cfg, val_ds=val, verbose=0)
+    model = keras.saving.load_model(tmp_path / "a" / "generator.keras", safe_mode=True)
+    weighted, plain = _weighted_val_l1(model, val, 4.0), _weighted_val_l1(model, val, 0.0)
+    assert np.isclose(first["best_val"], weighted, rtol=1e-4) and not np.isclose(weighted, plain, rtol=1e-3)
+    # a new run from those weights: its untrained (epoch 0) validation loss is the first run's final one
+    second = train("generator", "tiny", ds, tmp_path / "b", cfg, val_ds=val, verbose=0, init_from=tmp_path / "a")
+    assert np.isclose(float(second["history"][0]["val_loss"]), first["best_val"], rtol=1e-5)
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["init_from"] == str(tmp_path / "a")
+    # resuming ignores init_from and keeps the record of it
+    again = train("generator", "tiny", ds, tmp_path / "b", TrainConfig(**{**cfg.__dict__, "epochs": 2}), val_ds=val,
+                  verbose=0)
+    assert again["step"] == 6 and json.loads((tmp_path / "b" / "run.json").read_text())["init_from"] == str(tmp_path / "a")
+
+
+def test_init_from_a_missing_or_unfitting_model_is_refused(tmp_path):
+    ds = synthetic_dataset()
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1)
+    with pytest.raises(TrainingError, match="no such model file"):
+        train("generator", "tiny", ds, tmp_path / "a", cfg, verbose=0, init_from=tmp_path / "missing.keras")
+    train("generator", "tiny", ds, tmp_path / "b", cfg, verbose=0)
+    with pytest.raises(TrainingError, match="do not fit"):
+        train("generator", "paper_1img", synthetic_dataset(identity_images=1), tmp_path / "c",
+              cfg, verbose=0, init_from=tmp_path / "b")
