@@ -142,8 +142,15 @@ def _float32_copy(task: Task, config: ModelConfig, model: keras.Model, cfg: Trai
     return copy
 
 
-def _init_weights(task: Task, model: keras.Model, source) -> None:
-    """Start `model` from the weights of a saved `<task>.keras` (or a RUN_DIR holding one)."""
+def _layers_with_weights(model: keras.Model) -> dict:
+    return {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if layer.weights and not isinstance(layer, keras.Model)}
+
+
+def _init_weights(task: Task, model: keras.Model, source) -> int:
+    """Start `model` from a saved model (`.keras`, or a RUN_DIR holding `<task>.keras`): every layer
+    with the same name takes its weights (all of them from the same task's model; e.g. only the
+    `audio_*` layers from a model that shares just those). Returns the number of layers set."""
     source = Path(source)
     if source.is_dir():
         source = source / f"{task.name}.keras"
@@ -155,10 +162,15 @@ def _init_weights(task: Task, model: keras.Model, source) -> None:
         trained = keras.saving.load_model(source, safe_mode=True, compile=False)
     except Exception as e:  # noqa: BLE001  (Keras raises many types for a bad file)
         raise TrainingError(f"{source}: cannot be loaded as a Keras model ({type(e).__name__})") from e
-    weights = trained.get_weights()
-    if [w.shape for w in weights] != [tuple(v.shape) for v in model.weights]:
-        raise TrainingError(f"{source}: its weights do not fit the {task.name} of this model config")
-    model.set_weights(weights)
+    ours, theirs = _layers_with_weights(model), _layers_with_weights(trained)
+    shared = sorted(set(ours) & set(theirs))
+    misfits = [n for n in shared if [tuple(w.shape) for w in ours[n].weights] != [tuple(w.shape) for w in theirs[n].weights]]
+    if misfits or not shared:
+        raise TrainingError(f"{source}: its weights do not fit the {task.name} of this model config "
+                            f"({'layers ' + ', '.join(misfits[:3]) if misfits else 'no layer names in common'})")
+    for name in shared:
+        ours[name].set_weights(theirs[name].get_weights())
+    return len(shared)
 
 
 def l1_weight_map(size: int, mouth_weight: float) -> tf.Tensor:
@@ -237,16 +249,17 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         if verbose:
             print(f"Resuming {task.name} from {latest} (step {int(step)}, epoch {int(epochs_done) + 1})")
     elif init_from is not None:
-        _init_weights(task, model, init_from)
+        count = _init_weights(task, model, init_from)
         if verbose:
-            print(f"Starting {task.name} from the weights of {init_from}")
+            print(f"Starting {task.name} from the weights of {init_from} ({count} of "
+                  f"{len(_layers_with_weights(model))} layers)")
 
     # === distributed step functions ===
     def loss_fn(inputs, target, training):
         pred = view(inputs, training=training)
         pred = tf.cast(pred["frame"] if isinstance(pred, dict) else pred, tf.float32)
         error = tf.abs(target - pred)
-        if cfg.mouth_weight:
+        if cfg.mouth_weight and target.shape[1] in (109, 112):
             error = error * l1_weight_map(int(target.shape[1]), cfg.mouth_weight)
         return tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
 

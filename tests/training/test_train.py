@@ -152,3 +152,21 @@ def test_init_from_a_missing_or_unfitting_model_is_refused(tmp_path):
     with pytest.raises(TrainingError, match="do not fit"):
         train("generator", "paper_1img", synthetic_dataset(identity_images=1), tmp_path / "c",
               cfg, verbose=0, init_from=tmp_path / "b")
+
+
+def test_init_from_a_model_sharing_some_layers_sets_only_those(tmp_path):
+    from keras_speech2vid.models import build_audio_encoder
+
+    encoder = build_audio_encoder("tiny")
+    for v in encoder.weights:  # recognisable values
+        v.assign(np.full(v.shape, 0.125, "float32"))
+    encoder.save(tmp_path / "audio.keras")
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, optimizer="sgd", learning_rate=0.0, momentum=0.0)
+    train("generator", "tiny", synthetic_dataset(), tmp_path / "run", cfg, verbose=0, init_from=tmp_path / "audio.keras")
+    model = keras.saving.load_model(tmp_path / "run" / "generator.keras", safe_mode=True)
+    audio = model.get_layer("audio_encoder")
+    conv_kernels = [layer.kernel.numpy() for layer in audio.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert conv_kernels and all(np.all(k == 0.125) for k in conv_kernels)  # lr 0: the copied values stay
+    face = [layer.kernel.numpy() for layer in model.get_layer("identity_encoder").layers
+            if isinstance(layer, keras.layers.Conv2D)]
+    assert not any(np.all(k == 0.125) for k in face)
