@@ -115,6 +115,8 @@ def _add_train_common(p, default_lr, default_optimizer):
                        help="start a new run from these weights (a .keras file or a RUN_DIR)")
     small.add_argument("--mouth-weight", type=float, default=0.0,
                        help="extra L1 weight inside the mouth box (default: 0, the paper's plain L1)")
+    small.add_argument("--freeze", nargs="+", default=(), metavar="PREFIX",
+                       help="keep the layers whose names start with PREFIX fixed (e.g. audio_)")
     return p
 
 
@@ -140,7 +142,8 @@ def _run_training(args, task):
     cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, val_steps=args.val_steps,
                       batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
                       patience=args.patience, checkpoint_every=args.checkpoint_every, jit_compile=args.xla,
-                      precision=args.precision, mouth_weight=args.mouth_weight)
+                      precision=args.precision, mouth_weight=args.mouth_weight,
+                      freeze=tuple(args.freeze))
     train_ds = make_dataset(args.data, "train", args.preset, args.batch_size, seed=args.seed)
     manifest = read_manifest(args.data)
     has_val = any(v["split"] == "val" for v in manifest["videos"])

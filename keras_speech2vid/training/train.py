@@ -54,6 +54,7 @@ class TrainConfig:
     precision: str = "float32"
     # not in the paper, for small data (off by default):
     mouth_weight: float = 0.0  # L1 weight of the mouth box is 1 + mouth_weight (the rest: 1)
+    freeze: tuple[str, ...] = ()  # layer-name prefixes kept fixed, e.g. ("audio_",) after pre-training
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -62,6 +63,7 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam'. Received: optimizer={self.optimizer!r}")
         if not self.mouth_weight >= 0:
             raise ValueError(f"mouth_weight must be >= 0. Received: mouth_weight={self.mouth_weight!r}")
+        object.__setattr__(self, "freeze", tuple(self.freeze))
         for field in ("epochs", "steps_per_epoch", "batch_size", "checkpoint_every"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1. Received: {field}={getattr(self, field)}")
@@ -173,6 +175,17 @@ def _init_weights(task: Task, model: keras.Model, source) -> int:
     return len(shared)
 
 
+def _freeze(model: keras.Model, prefixes: tuple[str, ...]) -> None:
+    """Make every layer whose name starts with one of `prefixes` untrainable (BN then uses its moving stats)."""
+    if not prefixes:
+        return
+    layers = [layer for layer in _layers_with_weights(model).values() if layer.name.startswith(prefixes)]
+    if not layers:
+        raise TrainingError(f"freeze {', '.join(prefixes)}: no layer of {model.name} has such a name")
+    for layer in layers:
+        layer.trainable = False
+
+
 def l1_weight_map(size: int, mouth_weight: float) -> tf.Tensor:
     """(1, size, size, 1) per-pixel L1 weights: 1, plus `mouth_weight` inside the canonical mouth box.
 
@@ -232,6 +245,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
     # === model, optimiser and checkpointed state ===
     with strategy.scope(), dtype_policy(cfg.precision):
         model = task.build(model_config)
+        _freeze(model, cfg.freeze)
         view = task.train_view(model)
         optimizer = _make_optimizer(cfg)
         optimizer.build(view.trainable_variables)

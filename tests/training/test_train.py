@@ -170,3 +170,20 @@ def test_init_from_a_model_sharing_some_layers_sets_only_those(tmp_path):
     face = [layer.kernel.numpy() for layer in model.get_layer("identity_encoder").layers
             if isinstance(layer, keras.layers.Conv2D)]
     assert not any(np.all(k == 0.125) for k in face)
+
+
+def test_frozen_layers_keep_their_weights_and_the_rest_trains(tmp_path):
+    ds = synthetic_dataset()
+    first = TrainConfig(epochs=1, steps_per_epoch=1)
+    train("generator", "tiny", ds, tmp_path / "a", first, verbose=0)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=3, optimizer="adam", learning_rate=1e-2, freeze=["audio_"])
+    train("generator", "tiny", ds, tmp_path / "b", cfg, val_ds=ds.take(1), verbose=0, init_from=tmp_path / "a")
+    before = keras.saving.load_model(tmp_path / "a" / "generator.keras", safe_mode=True)
+    after = keras.saving.load_model(tmp_path / "b" / "generator.keras", safe_mode=True)
+    for name in ("audio_encoder", "identity_encoder", "decoder"):
+        old, new = before.get_layer(name).get_weights(), after.get_layer(name).get_weights()
+        same = all(np.array_equal(o, n) for o, n in zip(old, new))
+        assert same == (name == "audio_encoder"), name  # BN moving stats of frozen layers stay too
+    with pytest.raises(TrainingError, match="no layer"):
+        train("generator", "tiny", ds, tmp_path / "c", TrainConfig(epochs=1, steps_per_epoch=1, freeze=("nope_",)),
+              verbose=0)
