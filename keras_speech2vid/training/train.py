@@ -6,6 +6,10 @@ epoch end. TF writes the checkpoint files first and then atomically replaces the
 so a `kill -9` at any moment leaves the previous checkpoint intact and loses at most
 `checkpoint_every` steps. A RUN_DIR holding a checkpoint always continues from the latest one.
 
+Not in the paper, for small datasets (all off by default): `init_from` starts a new run from saved
+weights (layer by layer, by name), `TrainConfig.mouth_weight` weights the L1 more inside the mouth
+box, `TrainConfig.freeze` keeps layers fixed.
+
 RUN_DIR afterwards: `<task>.keras` (best weights by validation L1), `run.json` (configs),
 `log.csv`, `logs/{train,val}` (TensorBoard: losses, learning rate, image grid), `checkpoints/`.
 """
@@ -166,7 +170,10 @@ def _init_weights(task: Task, model: keras.Model, source) -> int:
         raise TrainingError(f"{source}: cannot be loaded as a Keras model ({type(e).__name__})") from e
     ours, theirs = _layers_with_weights(model), _layers_with_weights(trained)
     shared = sorted(set(ours) & set(theirs))
-    misfits = [n for n in shared if [tuple(w.shape) for w in ours[n].weights] != [tuple(w.shape) for w in theirs[n].weights]]
+    def shapes(layer):
+        return [tuple(w.shape) for w in layer.weights]
+
+    misfits = [n for n in shared if shapes(ours[n]) != shapes(theirs[n])]
     if misfits or not shared:
         raise TrainingError(f"{source}: its weights do not fit the {task.name} of this model config "
                             f"({'layers ' + ', '.join(misfits[:3]) if misfits else 'no layer names in common'})")
@@ -273,7 +280,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         pred = view(inputs, training=training)
         pred = tf.cast(pred["frame"] if isinstance(pred, dict) else pred, tf.float32)
         error = tf.abs(target - pred)
-        if cfg.mouth_weight and target.shape[1] in (109, 112):
+        if cfg.mouth_weight:
             error = error * l1_weight_map(int(target.shape[1]), cfg.mouth_weight)
         return tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
 

@@ -121,7 +121,8 @@ def _weighted_val_l1(model, ds, mouth_weight):
     errors = []
     for inputs, target in ds:
         frame = np.asarray(model(inputs, training=False)["frame"])
-        errors.append(np.mean(np.abs(target.numpy() - frame) * l1_weight_map(109, mouth_weight).numpy(), axis=(1, 2, 3)))
+        weights = l1_weight_map(109, mouth_weight).numpy()
+        errors.append(np.mean(np.abs(target.numpy() - frame) * weights, axis=(1, 2, 3)))
     return float(np.mean(np.concatenate(errors)))
 
 
@@ -146,7 +147,8 @@ def test_mouth_weight_is_the_validation_loss_and_init_from_starts_from_those_wei
     # resuming ignores init_from and keeps the record of it
     again = train("generator", "tiny", ds, tmp_path / "b", TrainConfig(**{**cfg.__dict__, "epochs": 2}), val_ds=val,
                   verbose=0)
-    assert again["step"] == 6 and json.loads((tmp_path / "b" / "run.json").read_text())["init_from"] == str(tmp_path / "a")
+    assert again["step"] == 6
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["init_from"] == str(tmp_path / "a")
 
 
 def test_init_from_a_missing_or_unfitting_model_is_refused(tmp_path):
@@ -168,7 +170,8 @@ def test_init_from_a_model_sharing_some_layers_sets_only_those(tmp_path):
         v.assign(np.full(v.shape, 0.125, "float32"))
     encoder.save(tmp_path / "audio.keras")
     cfg = TrainConfig(epochs=1, steps_per_epoch=1, optimizer="sgd", learning_rate=0.0, momentum=0.0)
-    train("generator", "tiny", synthetic_dataset(), tmp_path / "run", cfg, verbose=0, init_from=tmp_path / "audio.keras")
+    train("generator", "tiny", synthetic_dataset(), tmp_path / "run", cfg, verbose=0,
+          init_from=tmp_path / "audio.keras")
     model = keras.saving.load_model(tmp_path / "run" / "generator.keras", safe_mode=True)
     audio = model.get_layer("audio_encoder")
     conv_kernels = [layer.kernel.numpy() for layer in audio.layers if isinstance(layer, keras.layers.Conv2D)]
