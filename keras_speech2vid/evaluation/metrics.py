@@ -149,6 +149,26 @@ def crop_box(images, box) -> np.ndarray:
     return np.asarray(images)[..., top:bottom, left:right, :]
 
 
+def grey(face) -> np.ndarray:
+    """(H, W) uint8 mean of the RGB channels: what `audio_effect` compares (a third of the memory)."""
+    return np.asarray(face, np.float32).mean(axis=-1).round().astype(np.uint8)
+
+
+def audio_effect(faces_a, faces_b, box) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mean absolute grey-level difference (0–255) between two renderings of the same frames,
+    inside the ``(top, bottom, left, right)`` box and outside it: how much a change of audio moves
+    the mouth, against how much it moves the rest of the face."""
+    a = np.asarray(faces_a, np.float32)
+    b = np.asarray(faces_b, np.float32)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"expected two (N, H, W) grey stacks of one shape. Received: {a.shape} and {b.shape}")
+    diff = np.abs(a - b)
+    inside = np.zeros(a.shape[1:], bool)
+    top, bottom, left, right = box
+    inside[top:bottom, left:right] = True
+    return diff[:, inside].mean(axis=1), diff[:, ~inside].mean(axis=1)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # landmarks
 

@@ -290,10 +290,17 @@ def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=No
     if mismatch_wave is not None and not self_check:
         sources["mismatched"] = _generated_frames(s2v, engine, identity, mismatch_wave, frames, faces.fps,
                                                   bool(config.deblur))
+    model_grey, effect = [], None  # grey model frames, to measure what the mismatched audio changes
     for name, source in sources.items():
         scorer = scorers[name] = _Scorer(box)
+        other_grey = []
         for k, face in enumerate(source):
             scorer.add(face, truth[k], truth_points[k], static_landmarks if name == "static" else None)
+            if name in ("model", "mismatched") and not self_check:
+                (model_grey if name == "model" else other_grey).append(M.grey(face))
+        if name == "mismatched":
+            mouth, rest = M.audio_effect(model_grey, other_grey, box)
+            effect = {"mouth": float(mouth.mean()), "rest": float(rest.mean()), "frames": len(mouth)}
         if len(scorer.aperture) != len(frames):
             raise Speech2VidError(f"{faces.path}: {name} gave {len(scorer.aperture)} frames, expected {len(frames)}")
 
@@ -314,6 +321,7 @@ def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=No
         "max_lag": M.max_lag_for(len(frames), config.max_lag),
         "truth_landmarks_detected": float(np.mean([d for _, d in truth_landmarks])),
         "methods": methods,
+        "audio_effect": effect,
         "series": {
             "frame": [int(t) for t in frames],
             "aperture": {"truth": [float(v) for v in truth_aperture],
@@ -341,6 +349,11 @@ def overall(clips: Sequence[dict]) -> dict:
         summary["av_offset_abs"] = float(np.mean(np.abs(offsets))) if offsets else None
         summary["landmarks_detected"] = float(np.mean([c["methods"][name]["landmarks_detected"] for c in entries]))
         out[name] = summary
+    effects = [c["audio_effect"] for c in clips if c.get("audio_effect")]
+    if effects and "mismatched" in out:  # frame-weighted, as the frame metrics
+        frames = sum(e["frames"] for e in effects)
+        out["mismatched"]["audio_effect"] = {k: sum(e[k] * e["frames"] for e in effects) / frames
+                                             for k in ("mouth", "rest")}
     return out
 
 

@@ -116,6 +116,14 @@ def _table(rows: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _audio_effect_line(effect) -> list[str]:
+    if not effect:
+        return []
+    return ["", f"Audio effect: driving the model with the mismatched audio instead of the clip's own changes its "
+                f"mouth box by {effect['mouth']:.2f} grey levels and the rest of the face by {effect['rest']:.2f} "
+                "(mean absolute difference, 0–255). A mouth that follows the audio changes much more than the rest."]
+
+
 def markdown(report: dict) -> str:
     """The report.md text."""
     p = report["protocol"]
@@ -137,6 +145,7 @@ def markdown(report: dict) -> str:
              "## Overall", "",
              "Frame metrics averaged over all scored frames; aperture r and AV offset averaged over clips.", ""]
     lines += _table(report["overall"])
+    lines += _audio_effect_line(report["overall"].get("mismatched", {}).get("audio_effect"))
     lines += ["", "![overall](overall_metrics.png)", ""]
     for clip in report["clips"]:
         t, s = clip["track"], clip["scored"]
@@ -147,6 +156,7 @@ def markdown(report: dict) -> str:
                   f"{100 * clip['truth_landmarks_detected']:.0f} % of them"
                   + (f"; mismatched audio: {clip['mismatch_audio']}" if clip.get("mismatch_audio") else "") + ".", ""]
         lines += _table(clip["methods"])
+        lines += _audio_effect_line(clip.get("audio_effect"))
         lines += ["", f"![aperture]({clip['name']}_aperture.png) ![metrics]({clip['name']}_metrics.png)", ""]
     if report["skipped"]:
         lines += ["## Skipped", ""] + [f"- `{s['path']}`: {s['reason']}" for s in report["skipped"]] + [""]

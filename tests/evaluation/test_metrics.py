@@ -214,3 +214,20 @@ def test_mismatch_waveform():
     assert source == 1 and np.array_equal(wave, [200, 201, 202, 203])
     wave, source = mismatch_waveform([a], 0)  # a single clip: its own audio, shifted by half
     assert source is None and np.array_equal(wave, np.roll(a, 5))
+
+
+def test_audio_effect_separates_the_mouth_box_from_the_rest():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 200, (4, 109, 109, 3)).astype(np.uint8)
+    grey = np.stack([M.grey(f) for f in faces])
+    assert np.array_equal(grey[0], np.round(faces[0].astype(np.float32).mean(-1)).astype(np.uint8))
+    box = M.mouth_box()
+    moved = grey.copy()
+    top, bottom, left, right = box
+    moved[:, top:bottom, left:right] += 10  # the "audio" moves only the mouth
+    mouth, rest = M.audio_effect(grey, moved, box)
+    assert np.allclose(mouth, 10.0) and np.allclose(rest, 0.0) and mouth.shape == (4,)
+    mouth, rest = M.audio_effect(grey, grey, box)
+    assert not mouth.any() and not rest.any()
+    with pytest.raises(ValueError, match="one shape"):
+        M.audio_effect(grey, grey[:2], box)

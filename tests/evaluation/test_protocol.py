@@ -103,6 +103,8 @@ def test_cli_end_to_end_with_the_tiny_model(tiny_weights, tmp_path, capsys):
         assert clip["methods"]["static"]["aperture_r"] == 0.0
         # the model and the mismatched baseline hear different audio: different frames
         assert clip["per_frame"]["model"]["ssim_mouth"] != clip["per_frame"]["mismatched"]["ssim_mouth"]
+        effect = clip["audio_effect"]
+        assert effect["frames"] == clip["scored"]["count"] and effect["mouth"] > 0 and effect["rest"] >= 0
         for kind in ("aperture", "metrics"):
             image = cv2.imread(str(out / f"{clip['name']}_{kind}.png"))
             assert image is not None and image.shape[0] > 200 and image.shape[1] > 600
@@ -112,6 +114,10 @@ def test_cli_end_to_end_with_the_tiny_model(tiny_weights, tmp_path, capsys):
     assert overall["model"]["clips"] == 3
     text = (out / "report.md").read_text()
     assert text.count("| model |") == 4 and text.count("| mismatched |") == 4
+    effects = [c["audio_effect"] for c in report["clips"]]
+    weighted = sum(e["mouth"] * e["frames"] for e in effects) / sum(e["frames"] for e in effects)
+    assert np.isclose(overall["mismatched"]["audio_effect"]["mouth"], weighted)
+    assert text.count("Audio effect:") == 4 and f"{weighted:.2f} grey levels" in text
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
