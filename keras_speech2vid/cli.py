@@ -115,6 +115,8 @@ def _add_train_common(p, default_lr, default_optimizer):
                        help="start a new run from these weights (a .keras file or a RUN_DIR)")
     small.add_argument("--mouth-weight", type=float, default=0.0,
                        help="extra L1 weight inside the mouth box (default: 0, the paper's plain L1)")
+    small.add_argument("--identity-mouth-mask", action="store_true",
+                       help="grey out the mouth of the identity images (a model option, kept by the weights)")
     small.add_argument("--freeze", nargs="+", default=(), metavar="PREFIX",
                        help="keep the layers whose names start with PREFIX fixed (e.g. audio_)")
     return p
@@ -133,6 +135,7 @@ def _add_train_deblur(sub):
 def _run_training(args, task):
     from pathlib import Path
 
+    from keras_speech2vid.config import get_config
     from keras_speech2vid.data.dataset import make_dataset, read_manifest
     from keras_speech2vid.training import TrainConfig, TrainingError, make_strategy, train
 
@@ -149,7 +152,10 @@ def _run_training(args, task):
     has_val = any(v["split"] == "val" for v in manifest["videos"])
     # without a validation split: no early stopping, the last weights are kept
     val_ds = make_dataset(args.data, "val", args.preset, args.batch_size, seed=0) if has_val else None
-    result = train(task, args.preset, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy,
+    model_config = get_config(args.preset)
+    if args.identity_mouth_mask:
+        model_config = model_config.replace(identity_mouth_mask=True)
+    result = train(task, model_config, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy,
                    init_from=args.init_from)
     print(f"{args.out}: step {result['step']}, {result['epochs']} epochs, best val L1 {result['best_val']:.5f}")
 

@@ -58,6 +58,10 @@ class ModelConfig:
     # Zero the relu1_audio columns next to silent MFCC frames: the NaN-free equivalent
     # of the original's NaN → ReLU → 0 path (spec §1.4).
     silence_mask: bool = True
+    # Not in the paper: grey out the mouth box of every identity image (inside the identity encoder,
+    # so training, inference and export agree). The skips then carry no mouth, and the decoder must
+    # take the mouth from the audio: on small data it otherwise copies the identity's mouth.
+    identity_mouth_mask: bool = False
 
     def __post_init__(self):
         if self.identity_images < 1:

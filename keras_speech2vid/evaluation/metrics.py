@@ -43,6 +43,8 @@ import functools
 
 import numpy as np
 
+from keras_speech2vid.face.align import MOUTH_MARGIN, mouth_box  # noqa: F401  (part of this module's API)
+
 MOUTH = np.arange(48, 68)  # dlib mouth points: outer lip 48..59, inner lip 60..67
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 LEFT_EYE = np.arange(36, 42)
@@ -51,7 +53,6 @@ SSIM_FILTER_SIZE = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
-MOUTH_MARGIN = 0.25
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -115,32 +116,6 @@ def ssim(a, b, max_val: float = 255.0, filter_size: int = SSIM_FILTER_SIZE, sigm
 
 # ----------------------------------------------------------------------------------------------------------
 # regions
-
-
-def mouth_box(margin: float = MOUTH_MARGIN, space: str = "109") -> tuple[int, int, int, int]:
-    """The mouth region ``(top, bottom, left, right)`` (bottom/right exclusive) in 109 or 112 pixels.
-
-    The bounding box of the canonical mouth landmarks 48..66 in 112 coordinates, widened by ``margin``
-    times the canonical mouth width on each side, rounded outwards and clipped to the image; in 109
-    coordinates it is shifted by −1 (the 109 crop starts at pixel 1 of the 112 face).
-    """
-    from keras_speech2vid.face import FACE_SIZE, TARGET_OFFSET, TARGET_SIZE, canonical_landmarks
-
-    if space not in ("109", "112"):
-        raise ValueError(f"space must be '109' or '112'. Received: space={space!r}")
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0. Received: margin={margin!r}")
-    points = canonical_landmarks("112")[48:67]
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    pad = margin * (hi[0] - lo[0])
-    left, top = np.floor(lo - pad).astype(int)
-    right, bottom = (np.ceil(hi + pad).astype(int) + 1)
-    size = FACE_SIZE
-    if space == "109":
-        left, top, right, bottom = (v - TARGET_OFFSET for v in (left, top, right, bottom))
-        size = TARGET_SIZE
-    clip = lambda v: int(min(max(v, 0), size))  # noqa: E731
-    return clip(top), clip(bottom), clip(left), clip(right)
 
 
 def crop_box(images, box) -> np.ndarray:

@@ -425,3 +425,30 @@ def aligned_landmarks(face: np.ndarray, pad: int = 56, upsample: int = UPSAMPLE,
             box, found = dets[int(np.argmax(overlaps))].xyxy, True
     points = predict_landmarks(padded, box) - pad
     return points.astype(np.float32), found
+
+
+MOUTH_MARGIN = 0.25  # mouth box margin, in canonical mouth widths
+
+
+def mouth_box(margin: float = MOUTH_MARGIN, space: str = "109") -> tuple[int, int, int, int]:
+    """The mouth region ``(top, bottom, left, right)`` (bottom/right exclusive) in 109 or 112 pixels.
+
+    The bounding box of the canonical mouth landmarks 48..66 in 112 coordinates, widened by ``margin``
+    times the canonical mouth width on each side, rounded outwards and clipped to the image; in 109
+    coordinates it is shifted by −1 (the 109 crop starts at pixel 1 of the 112 face).
+    """
+    if space not in ("109", "112"):
+        raise ValueError(f"space must be '109' or '112'. Received: space={space!r}")
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0. Received: margin={margin!r}")
+    points = canonical_landmarks("112")[48:67]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = margin * (hi[0] - lo[0])
+    left, top = np.floor(lo - pad).astype(int)
+    right, bottom = (np.ceil(hi + pad).astype(int) + 1)
+    size = FACE_SIZE
+    if space == "109":
+        left, top, right, bottom = (v - TARGET_OFFSET for v in (left, top, right, bottom))
+        size = TARGET_SIZE
+    clip = lambda v: int(min(max(v, 0), size))  # noqa: E731
+    return clip(top), clip(bottom), clip(left), clip(right)

@@ -75,6 +75,31 @@ class SilenceMask(keras.layers.Layer):
         return input_shape[0]
 
 
+@keras.saving.register_keras_serializable(package="keras_speech2vid")
+class MouthMask(keras.layers.Layer):
+    """Sets a box (top, bottom, left, right; bottom/right exclusive) of every image to `fill`.
+
+    Input: (B, H, W, 3·n) stacked RGB images; every channel is filled (all n images).
+    """
+
+    def __init__(self, box, fill: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.box = tuple(int(v) for v in box)
+        self.fill = float(fill)
+
+    def call(self, images):
+        top, bottom, left, right = self.box
+        rows = ops.arange(ops.shape(images)[1])
+        cols = ops.arange(ops.shape(images)[2])
+        inside_r = ops.logical_and(rows >= top, rows < bottom)[:, None]
+        inside_c = ops.logical_and(cols >= left, cols < right)[None, :]
+        inside = ops.cast(ops.logical_and(inside_r, inside_c), images.dtype)[None, :, :, None]
+        return images * (1.0 - inside) + self.fill * inside
+
+    def get_config(self):
+        return {**super().get_config(), "box": list(self.box), "fill": self.fill}
+
+
 def conv_bn_relu(x, filters, kernel, *, name, index, strides=1, pad=0, config):
     """conv → BN → ReLU, as every encoder layer of the spec (§2.1–2.2).
 

@@ -199,7 +199,7 @@ def l1_weight_map(size: int, mouth_weight: float) -> tf.Tensor:
     `size` is 109 (generator output) or 112 (aligned face); the weights average to 1 so losses stay
     comparable with the plain L1.
     """
-    from keras_speech2vid.evaluation.metrics import mouth_box
+    from keras_speech2vid.face.align import mouth_box
 
     weights = np.ones((size, size), np.float32)
     if mouth_weight:

@@ -28,3 +28,46 @@ def test_align_corners_matrix_rows_sum_to_one_and_hit_corners():
     np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-7)
     assert m[0, 0] == 1.0 and m[-1, -1] == 1.0
     np.testing.assert_array_equal(align_corners_matrix(1), [[1.0], [1.0]])
+
+
+def test_mouth_mask_fills_the_box_of_every_image_and_round_trips():
+    import keras
+
+    from keras_speech2vid.models import MouthMask
+
+    images = np.random.default_rng(0).uniform(size=(2, 112, 112, 15)).astype(np.float32)
+    layer = MouthMask((60, 98, 25, 90), fill=0.5)
+    out = np.asarray(layer(images))
+    inside = np.zeros((112, 112), bool)
+    inside[60:98, 25:90] = True
+    assert np.all(out[:, inside] == 0.5) and np.array_equal(out[:, ~inside], images[:, ~inside])
+    again = MouthMask.from_config(layer.get_config())
+    assert again.box == (60, 98, 25, 90) and np.array_equal(np.asarray(again(images)), out)
+    assert not layer.weights and isinstance(layer, keras.layers.Layer)
+
+
+def test_identity_mouth_mask_makes_the_identity_encoder_blind_to_the_mouth(tmp_path):
+    import keras
+
+    from keras_speech2vid.config import get_config
+    from keras_speech2vid.face.align import mouth_box
+    from keras_speech2vid.models import build_generator, build_identity_encoder
+
+    config = get_config("tiny").replace(identity_mouth_mask=True)
+    encoder = build_identity_encoder(config)
+    faces = np.random.default_rng(1).uniform(size=(2, 112, 112, 15)).astype(np.float32)
+    other = faces.copy()
+    top, bottom, left, right = mouth_box(space="112")
+    other[:, top:bottom, left:right] = 0.0  # another mouth
+    other_eyes = faces.copy()
+    other_eyes[:, 20:40, 20:90] = 0.0
+    same = [np.asarray(t) for t in encoder(faces)], [np.asarray(t) for t in encoder(other)]
+    assert all(np.array_equal(a, b) for a, b in zip(*same))
+    assert not np.array_equal(np.asarray(encoder(faces)[1]), np.asarray(encoder(other_eyes)[1]))
+    plain = build_identity_encoder("tiny")
+    assert not np.array_equal(np.asarray(plain(faces)[1]), np.asarray(plain(other)[1]))
+    assert encoder.count_params() == plain.count_params()
+    generator = build_generator(config)
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.saving.load_model(tmp_path / "g.keras", safe_mode=True)
+    assert loaded.get_layer("identity_encoder").get_layer("face_mouth_mask").box == (top, bottom, left, right)

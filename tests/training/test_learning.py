@@ -47,15 +47,17 @@ def test_cli_small_data_options_reach_the_run(data_dir, tmp_path):
               "--batch-size", "4", "--optimizer", "adam", "--lr", "1e-3", "--seed", "0"]
     assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
     assert main(["train", "--out", str(tmp_path / "b"), *common, "--init-from", str(tmp_path / "a"),
-                 "--mouth-weight", "4", "--freeze", "audio_"]) == 0
+                 "--mouth-weight", "4", "--freeze", "audio_", "--identity-mouth-mask"]) == 0
     record = json.loads((tmp_path / "b" / "run.json").read_text())
     assert record["init_from"] == str(tmp_path / "a")
     assert record["train"]["mouth_weight"] == 4.0 and record["train"]["freeze"] == ["audio_"]
+    assert record["model"]["identity_mouth_mask"] is True
     a, b = (keras.saving.load_model(tmp_path / r / "generator.keras", safe_mode=True) for r in "ab")
     audio_a, audio_b = a.get_layer("audio_encoder").get_weights(), b.get_layer("audio_encoder").get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(audio_a, audio_b))  # started from a, then frozen
     decoder_a, decoder_b = a.get_layer("decoder").get_weights(), b.get_layer("decoder").get_weights()
     assert not all(np.array_equal(x, y) for x, y in zip(decoder_a, decoder_b))
+    assert b.get_layer("identity_encoder").get_layer("face_mouth_mask") is not None
 
 
 def _psnr(a, b):
