@@ -35,6 +35,14 @@ def test_onnx_matches_keras(tiny_models, tmp_path):
     _check(generator, deblurrer, tmp_path, (1, 7))
 
 
+def test_onnx_matches_keras_with_identity_mouth_mask(tmp_path):
+    from keras_speech2vid.config import get_config
+
+    generator, deblurrer = make_models(get_config("tiny").replace(identity_mouth_mask=True))
+    assert generator.get_layer("identity_encoder").get_layer("face_mouth_mask") is not None
+    _check(generator, deblurrer, tmp_path, (1, 3))
+
+
 def test_onnx_pipeline_with_silence(tiny_models, tmp_path):
     """generator.onnx → deblurrer.onnx on real MFCC windows (silent padding included) equals Keras."""
     from keras_speech2vid import audio
