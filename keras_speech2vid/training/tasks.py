@@ -32,7 +32,7 @@ class Task:
 
 def _generator_panels(inputs, target, prediction):
     identity = inputs["identity"][..., :3][:, 1:110, 1:110]  # first identity image, 109 crop
-    return [identity, prediction["frame"] if isinstance(prediction, dict) else prediction, target]
+    return [identity, prediction, target]  # prediction: the frame, already unwrapped by the loop
 
 
 def _deblur_view(deblurrer: keras.Model) -> keras.Model:

@@ -170,6 +170,7 @@ def _init_weights(task: Task, model: keras.Model, source) -> int:
         raise TrainingError(f"{source}: cannot be loaded as a Keras model ({type(e).__name__})") from e
     ours, theirs = _layers_with_weights(model), _layers_with_weights(trained)
     shared = sorted(set(ours) & set(theirs))
+
     def shapes(layer):
         return [tuple(w.shape) for w in layer.weights]
 
@@ -222,9 +223,13 @@ def _append_csv(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def _predict(model, inputs):
-    out = model(inputs, training=False)
+def _frame(out) -> tf.Tensor:
+    """The float32 image of a model output (the generator returns a dict, the deblurrer a tensor)."""
     return tf.cast(out["frame"] if isinstance(out, dict) else out, tf.float32)
+
+
+def _predict(model, inputs):
+    return _frame(model(inputs, training=False))
 
 
 def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.Dataset, run_dir,
@@ -277,9 +282,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
 
     # === distributed step functions ===
     def loss_fn(inputs, target, training):
-        pred = view(inputs, training=training)
-        pred = tf.cast(pred["frame"] if isinstance(pred, dict) else pred, tf.float32)
-        error = tf.abs(target - pred)
+        error = tf.abs(target - _frame(view(inputs, training=training)))
         if cfg.mouth_weight:
             error = error * l1_weight_map(int(target.shape[1]), cfg.mouth_weight)
         return tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
