@@ -119,6 +119,10 @@ def _add_train_common(p, default_lr, default_optimizer):
                        help="grey out the mouth of the identity images (a model option, kept by the weights)")
     small.add_argument("--freeze", nargs="+", default=(), metavar="PREFIX",
                        help="keep the layers whose names start with PREFIX fixed (e.g. audio_)")
+    small.add_argument("--shape-expert", default=None, metavar="MODEL",
+                       help="a mouth expert .keras (speech2vid train-mouth-expert), for --shape-weight")
+    small.add_argument("--shape-weight", type=float, default=0.0,
+                       help="weight of the mouth-shape loss read by --shape-expert (pixels; default 0)")
     return p
 
 
@@ -146,7 +150,8 @@ def _run_training(args, task):
                       batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
                       patience=args.patience, checkpoint_every=args.checkpoint_every, jit_compile=args.xla,
                       precision=args.precision, mouth_weight=args.mouth_weight,
-                      freeze=tuple(args.freeze))
+                      freeze=tuple(args.freeze), shape_expert=args.shape_expert,
+                      shape_weight=args.shape_weight)
     train_ds = make_dataset(args.data, "train", args.preset, args.batch_size, seed=args.seed)
     manifest = read_manifest(args.data)
     has_val = any(v["split"] == "val" for v in manifest["videos"])
@@ -166,6 +171,29 @@ def _run_train(args):
 
 def _run_train_deblur(args):
     _run_training(args, "deblurrer")
+
+
+def _add_train_mouth_expert(sub):
+    p = sub.add_parser("train-mouth-expert",
+                       help="train the mouth-shape expert for `train --shape-expert` (not in the paper)")
+    p.add_argument("--data", required=True, help="a folder made by `speech2vid prepare`")
+    p.add_argument("--out", required=True, help="OUT/mouth_expert.keras, mouth_expert.json, landmark caches")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--every", type=int, default=1, help="use every N-th tracked frame")
+    p.add_argument("--seed", type=int, default=None)
+    return p
+
+
+def _run_train_mouth_expert(args):
+    from keras_speech2vid.training.mouth_expert import train_mouth_expert
+
+    record = train_mouth_expert(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                                learning_rate=args.lr, every=args.every, seed=args.seed)
+    last = record["history"][-1]
+    val = f", val aperture r {last['val']['blur1']['aperture_r']:.3f}" if "val" in last else ""
+    print(f"{args.out}/mouth_expert.keras: {record['frames']['train']} frames, loss {last['loss']:.4f}{val}")
 
 
 def _add_model_options(p, batch_default=16):
@@ -326,6 +354,7 @@ COMMANDS = {
     "prepare": (_add_prepare, _run_prepare),
     "train": (_add_train, _run_train),
     "train-deblur": (_add_train_deblur, _run_train_deblur),
+    "train-mouth-expert": (_add_train_mouth_expert, _run_train_mouth_expert),
     "export": (_add_export, _run_export),
     "align": (_add_align, _run_align),
     "generate": (_add_generate, _run_generate),

@@ -5,6 +5,7 @@ from keras_speech2vid.models.deblurrer import build_deblurrer
 from keras_speech2vid.models.decoder import build_decoder
 from keras_speech2vid.models.generator import build_generator, get_submodels
 from keras_speech2vid.models.identity_encoder import IDENTITY_OUTPUTS, build_identity_encoder
+from keras_speech2vid.models.mouth_expert import build_mouth_expert
 from keras_speech2vid.models.layers import MouthMask, SilenceMask, UpSamp2
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "build_decoder",
     "build_generator",
     "build_identity_encoder",
+    "build_mouth_expert",
     "get_submodels",
 ]

@@ -8,7 +8,8 @@ so a `kill -9` at any moment leaves the previous checkpoint intact and loses at 
 
 Not in the paper, for small datasets (all off by default): `init_from` starts a new run from saved
 weights (layer by layer, by name), `TrainConfig.mouth_weight` weights the L1 more inside the mouth
-box, `TrainConfig.freeze` keeps layers fixed.
+box, `TrainConfig.freeze` keeps layers fixed, `TrainConfig.shape_weight` adds a mouth-shape term
+read by a frozen expert (`models.mouth_expert`).
 
 RUN_DIR afterwards: `<task>.keras` (best weights by validation L1), `run.json` (configs),
 `log.csv`, `logs/{train,val}` (TensorBoard: losses, learning rate, image grid), `checkpoints/`.
@@ -59,6 +60,10 @@ class TrainConfig:
     # not in the paper, for small data (off by default):
     mouth_weight: float = 0.0  # L1 weight of the mouth box is 1 + mouth_weight (the rest: 1)
     freeze: tuple[str, ...] = ()  # layer-name prefixes kept fixed, e.g. ("audio_",) after pre-training
+    # loss += shape_weight × mean |expert(output) − expert(target)|, in landmark pixels, with a frozen
+    # mouth-shape expert (.keras from `training.mouth_expert`)
+    shape_expert: str | None = None
+    shape_weight: float = 0.0
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -67,6 +72,11 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam'. Received: optimizer={self.optimizer!r}")
         if not self.mouth_weight >= 0:
             raise ValueError(f"mouth_weight must be >= 0. Received: mouth_weight={self.mouth_weight!r}")
+        if not self.shape_weight >= 0:
+            raise ValueError(f"shape_weight must be >= 0. Received: shape_weight={self.shape_weight!r}")
+        if bool(self.shape_weight) != (self.shape_expert is not None):
+            raise ValueError("shape_weight > 0 and shape_expert go together. Received: "
+                             f"shape_weight={self.shape_weight!r}, shape_expert={self.shape_expert!r}")
         object.__setattr__(self, "freeze", tuple(self.freeze))
         for field in ("epochs", "steps_per_epoch", "batch_size", "checkpoint_every"):
             if getattr(self, field) < 1:
@@ -183,6 +193,22 @@ def _init_weights(task: Task, model: keras.Model, source) -> int:
     return len(shared)
 
 
+def _load_expert(path, size: int) -> keras.Model:
+    """The frozen mouth-shape expert of `TrainConfig.shape_expert`, checked against the output size."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"{path}: no such mouth-expert file")
+    try:
+        expert = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # noqa: BLE001  (Keras raises many types for a bad file)
+        raise TrainingError(f"{path}: cannot be loaded as a Keras model ({type(e).__name__})") from e
+    if tuple(expert.input_shape[1:]) != (size, size, 3):
+        raise TrainingError(f"{path}: the expert reads {expert.input_shape[1:]} images, the model "
+                            f"makes {(size, size, 3)}")
+    expert.trainable = False
+    return expert
+
+
 def _freeze(model: keras.Model, prefixes: tuple[str, ...]) -> None:
     """Make every layer whose name starts with one of `prefixes` untrainable (BN then uses its moving stats)."""
     if not prefixes:
@@ -261,6 +287,8 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         view = task.train_view(model)
         optimizer = _make_optimizer(cfg)
         optimizer.build(view.trainable_variables)
+    with strategy.scope(), dtype_policy("float32"):
+        expert = _load_expert(cfg.shape_expert, model_config.output_size) if cfg.shape_weight else None
     # loop counters live outside the strategy: plain host variables, the same on every worker
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
@@ -282,10 +310,15 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
 
     # === distributed step functions ===
     def loss_fn(inputs, target, training):
-        error = tf.abs(target - _frame(view(inputs, training=training)))
+        output = _frame(view(inputs, training=training))
+        error = tf.abs(target - output)
         if cfg.mouth_weight:
             error = error * l1_weight_map(int(target.shape[1]), cfg.mouth_weight)
-        return tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
+        loss = tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
+        if expert is not None:
+            shape = tf.abs(expert(output, training=False) - expert(target, training=False))
+            loss += cfg.shape_weight * tf.reduce_mean(shape, axis=1)
+        return loss
 
     def replica_update(inputs, target):
         with tf.GradientTape() as tape:

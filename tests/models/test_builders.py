@@ -174,3 +174,27 @@ def test_unknown_preset_and_bad_config():
         build_generator("huge")
     with pytest.raises(ValueError, match="Received"):
         s2v.ModelConfig(identity_images=0)
+
+
+def test_mouth_expert_reads_only_its_box_and_round_trips(tmp_path):
+    from keras_speech2vid.models import build_mouth_expert
+    from keras_speech2vid.models.mouth_expert import EXPERT_BOX
+
+    model = build_mouth_expert()
+    assert model.input_shape == (None, 109, 109, 3) and model.output_shape == (None, 40)
+    assert all(layer.name.startswith("mouth_expert_") for layer in model.layers[1:])
+    x = np.random.default_rng(5).uniform(size=(2, 109, 109, 3)).astype(np.float32)
+    top, bottom, left, right = EXPERT_BOX
+    outside, inside = x.copy(), x.copy()
+    outside[:, :top] = 0.0
+    outside[:, :, right:] = 1.0
+    inside[:, top + 10:top + 20, left + 30:left + 40] = 0.0
+    np.testing.assert_array_equal(model(outside), model(x))
+    assert np.abs(np.asarray(model(inside)) - np.asarray(model(x))).max() > 1e-4
+    model.save(tmp_path / "expert.keras")
+    loaded = keras.saving.load_model(tmp_path / "expert.keras", safe_mode=True)
+    np.testing.assert_array_equal(loaded(x), model(x))
+    with pytest.raises(ValueError, match="Received: size=100"):
+        build_mouth_expert(100)
+    with pytest.raises(ValueError, match="Received: widths"):
+        build_mouth_expert(widths=())

@@ -196,3 +196,50 @@ def test_frozen_layers_keep_their_weights_and_the_rest_trains(tmp_path):
     with pytest.raises(TrainingError, match="no layer"):
         train("generator", "tiny", ds, tmp_path / "c", TrainConfig(epochs=1, steps_per_epoch=1, freeze=("nope_",)),
               verbose=0)
+
+
+def _expert(path, size=109, gain=50.0):
+    """A small random mouth expert with outputs large enough that the shape term matters."""
+    from keras_speech2vid.models import build_mouth_expert
+
+    keras.utils.set_random_seed(3)
+    expert = build_mouth_expert(size, widths=(4, 4, 4, 4), hidden=8)
+    kernel, bias = expert.get_layer("mouth_expert_fc2").get_weights()
+    expert.get_layer("mouth_expert_fc2").set_weights([kernel * gain, bias])
+    expert.save(path)
+    return expert
+
+
+def test_shape_weight_adds_the_experts_mouth_distance_to_the_loss(tmp_path):
+    expert = _expert(tmp_path / "expert.keras")
+    ds = synthetic_dataset()
+    val = ds.take(1)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, optimizer="adam", learning_rate=1e-3,
+                      shape_expert=str(tmp_path / "expert.keras"), shape_weight=0.5)
+    result = train("generator", "tiny", ds, tmp_path / "run", cfg, val_ds=val, verbose=0)
+    model = keras.saving.load_model(tmp_path / "run" / "generator.keras", safe_mode=True)
+    inputs, target = next(iter(val))
+    frame = np.asarray(model(inputs, training=False)["frame"])
+    l1 = np.mean(np.abs(target.numpy() - frame), axis=(1, 2, 3))
+    shape = np.mean(np.abs(expert.predict(frame, verbose=0) - expert.predict(target.numpy(), verbose=0)), axis=1)
+    assert 0.5 * shape.mean() > 0.2 * l1.mean()  # the term is not negligible here
+    assert np.isclose(result["best_val"], np.mean(l1 + 0.5 * shape), rtol=1e-4)
+    # the expert stays as it was (only the generator trains)
+    after = keras.saving.load_model(tmp_path / "expert.keras", safe_mode=True)
+    assert all(np.array_equal(a, b) for a, b in zip(after.get_weights(), expert.get_weights()))
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["train"]["shape_weight"] == 0.5
+
+
+def test_shape_expert_missing_unfitting_or_without_weight_is_refused(tmp_path):
+    ds = synthetic_dataset()
+    with pytest.raises(ValueError, match="go together"):
+        TrainConfig(shape_weight=0.1)
+    with pytest.raises(ValueError, match="go together"):
+        TrainConfig(shape_expert="x.keras")
+    with pytest.raises(TrainingError, match="no such mouth-expert file"):
+        train("generator", "tiny", ds, tmp_path / "a", TrainConfig(epochs=1, steps_per_epoch=1,
+              shape_expert=str(tmp_path / "missing.keras"), shape_weight=0.1), verbose=0)
+    _expert(tmp_path / "e112.keras", size=112)
+    with pytest.raises(TrainingError, match="reads"):
+        train("generator", "tiny", ds, tmp_path / "b", TrainConfig(epochs=1, steps_per_epoch=1,
+              shape_expert=str(tmp_path / "e112.keras"), shape_weight=0.1), verbose=0)

@@ -1,0 +1,44 @@
+"""Mouth-shape expert: a small CNN that reads the 20 mouth landmarks off a generated face.
+
+Not in the paper. On minutes of data, L1 alone lets the generator draw an average mouth; a frozen
+expert turns "the mouth has the target's shape" into a differentiable loss term
+(`TrainConfig.shape_weight`). It is trained on the aligned training faces against dlib's landmarks,
+with blur so that it also reads the generator's soft output (`training.mouth_expert`).
+"""
+
+from __future__ import annotations
+
+import keras
+
+# the lower face in the 109×109 output: rows 56..103, columns 22..93 (holds the canonical mouth with
+# a margin of about one mouth height, so opened jaws stay inside)
+EXPERT_BOX = (56, 104, 22, 94)  # top, bottom, left, right (exclusive)
+PIXEL_SCALE = 4.0
+
+
+def build_mouth_expert(size: int = 109, widths: tuple[int, ...] = (32, 64, 128, 256), hidden: int = 256,
+                       name: str = "mouth_expert") -> keras.Model:
+    """(B, size, size, 3) face in [0, 1] → (B, 40): x, y of landmarks 49..68 in pixels of the face,
+    as offsets from the training mean (the mean is kept by the trainer, not the model)."""
+    top, bottom, left, right = EXPERT_BOX
+    if size < bottom or size < right:
+        raise ValueError(f"size must be >= {max(bottom, right)} to hold the mouth box. Received: size={size}")
+    if not widths or any(int(w) < 1 for w in widths):
+        raise ValueError(f"widths must be positive. Received: widths={widths}")
+    p = "mouth_expert"
+
+    # === layers and functional graph ===
+    face = keras.Input((size, size, 3), name="face")
+    x = keras.layers.Cropping2D(((top, size - bottom), (left, size - right)), name=f"{p}_crop")(face)  # (B, 48, 72, 3)
+    for i, width in enumerate(widths, start=1):
+        x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{p}_conv{i}a")(x)
+        x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{p}_conv{i}b")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"{p}_pool{i}")(x)  # (B, 3, 4, 256) after four
+    x = keras.layers.Flatten(name=f"{p}_flatten")(x)
+    x = keras.layers.Dense(hidden, activation="relu", name=f"{p}_fc1")(x)
+    x = keras.layers.Dense(40, name=f"{p}_fc2")(x)
+    # outputs in pixels; landmarks move by a few, so unit-scale activations train faster
+    x = keras.layers.Rescaling(PIXEL_SCALE, name=f"{p}_pixels")(x)
+
+    # === model ===
+    return keras.Model(face, x, name=name)
