@@ -22,10 +22,9 @@ from keras_speech2vid.data.dataset import parse_track, read_manifest
 from keras_speech2vid.errors import Speech2VidError
 from keras_speech2vid.face import TARGET_OFFSET, TARGET_SIZE, aligned_landmarks
 from keras_speech2vid.io import atomic_path, write_text
-from keras_speech2vid.models.mouth_expert import EXPERT_BOX, build_mouth_expert
+from keras_speech2vid.models.mouth_expert import EXPERT_BOX, aperture_matrix, build_mouth_expert
 
 MOUTH = slice(48, 68)
-UPPER_LIP, LOWER_LIP = 14, 18  # points 63 and 67 (1-based) among the 20 mouth points
 
 
 def mouth_targets(data_dir, split: str, cache_dir, every: int = 1, progress: bool = True):
@@ -59,9 +58,8 @@ def mouth_targets(data_dir, split: str, cache_dir, every: int = 1, progress: boo
 
 
 def aperture(points) -> np.ndarray:
-    """Inner-lip opening in pixels of (N, 20, 2) mouth landmarks (or (N, 40) flat)."""
-    p = np.asarray(points).reshape(-1, 20, 2)
-    return p[:, LOWER_LIP, 1] - p[:, UPPER_LIP, 1]
+    """Mean inner-lip opening in pixels of (N, 20, 2) mouth landmarks (or (N, 40) flat)."""
+    return (np.asarray(points).reshape(-1, 40) @ aperture_matrix()).mean(axis=1)
 
 
 def _on_canvas(crops):

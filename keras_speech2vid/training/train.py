@@ -36,6 +36,7 @@ from keras_speech2vid.training.tasks import TASKS, Task, image_grid
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+SHAPE_TERMS = ("landmarks", "aperture")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +62,11 @@ class TrainConfig:
     mouth_weight: float = 0.0  # L1 weight of the mouth box is 1 + mouth_weight (the rest: 1)
     freeze: tuple[str, ...] = ()  # layer-name prefixes kept fixed, e.g. ("audio_",) after pre-training
     # loss += shape_weight × mean |expert(output) − expert(target)|, in landmark pixels, with a frozen
-    # mouth-shape expert (.keras from `training.mouth_expert`)
+    # mouth-shape expert (.keras from `training.mouth_expert`); over all 40 coordinates
+    # (shape_terms "landmarks") or over the three inner-lip openings only ("aperture")
     shape_expert: str | None = None
     shape_weight: float = 0.0
+    shape_terms: str = "landmarks"
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -77,6 +80,8 @@ class TrainConfig:
         if bool(self.shape_weight) != (self.shape_expert is not None):
             raise ValueError("shape_weight > 0 and shape_expert go together. Received: "
                              f"shape_weight={self.shape_weight!r}, shape_expert={self.shape_expert!r}")
+        if self.shape_terms not in SHAPE_TERMS:
+            raise ValueError(f"shape_terms must be one of {SHAPE_TERMS}. Received: shape_terms={self.shape_terms!r}")
         object.__setattr__(self, "freeze", tuple(self.freeze))
         for field in ("epochs", "steps_per_epoch", "batch_size", "checkpoint_every"):
             if getattr(self, field) < 1:
@@ -289,6 +294,10 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         optimizer.build(view.trainable_variables)
     with strategy.scope(), dtype_policy("float32"):
         expert = _load_expert(cfg.shape_expert, model_config.output_size) if cfg.shape_weight else None
+    if cfg.shape_terms == "aperture":
+        from keras_speech2vid.models.mouth_expert import aperture_matrix
+
+        shape_terms = tf.constant(aperture_matrix())
     # loop counters live outside the strategy: plain host variables, the same on every worker
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
@@ -316,7 +325,8 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
             error = error * l1_weight_map(int(target.shape[1]), cfg.mouth_weight)
         loss = tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
         if expert is not None:
-            shape = tf.abs(expert(output, training=False) - expert(target, training=False))
+            shape = expert(output, training=False) - expert(target, training=False)
+            shape = tf.abs(shape @ shape_terms if cfg.shape_terms == "aperture" else shape)
             loss += cfg.shape_weight * tf.reduce_mean(shape, axis=1)
         return loss
 

@@ -210,18 +210,26 @@ def _expert(path, size=109, gain=50.0):
     return expert
 
 
-def test_shape_weight_adds_the_experts_mouth_distance_to_the_loss(tmp_path):
+@pytest.mark.parametrize("terms", ["landmarks", "aperture"])
+def test_shape_weight_adds_the_experts_mouth_distance_to_the_loss(tmp_path, terms):
+    from keras_speech2vid.models.mouth_expert import aperture_matrix
+
     expert = _expert(tmp_path / "expert.keras")
     ds = synthetic_dataset()
     val = ds.take(1)
     cfg = TrainConfig(epochs=1, steps_per_epoch=2, optimizer="adam", learning_rate=1e-3,
-                      shape_expert=str(tmp_path / "expert.keras"), shape_weight=0.5)
+                      shape_expert=str(tmp_path / "expert.keras"), shape_weight=0.5, shape_terms=terms)
     result = train("generator", "tiny", ds, tmp_path / "run", cfg, val_ds=val, verbose=0)
     model = keras.saving.load_model(tmp_path / "run" / "generator.keras", safe_mode=True)
     inputs, target = next(iter(val))
     frame = np.asarray(model(inputs, training=False)["frame"])
     l1 = np.mean(np.abs(target.numpy() - frame), axis=(1, 2, 3))
-    shape = np.mean(np.abs(expert.predict(frame, verbose=0) - expert.predict(target.numpy(), verbose=0)), axis=1)
+    shape = expert.predict(frame, verbose=0) - expert.predict(target.numpy(), verbose=0)
+    if terms == "aperture":  # the y of each lower inner-lip point minus its upper partner's
+        pts = shape.reshape(-1, 20, 2)
+        shape = np.stack([pts[:, lo, 1] - pts[:, up, 1] for up, lo in ((13, 19), (14, 18), (15, 17))], axis=1)
+        assert np.allclose(shape, (pts.reshape(-1, 40) @ aperture_matrix()), atol=1e-5)
+    shape = np.mean(np.abs(shape), axis=1)
     assert 0.5 * shape.mean() > 0.2 * l1.mean()  # the term is not negligible here
     assert np.isclose(result["best_val"], np.mean(l1 + 0.5 * shape), rtol=1e-4)
     # the expert stays as it was (only the generator trains)
@@ -236,6 +244,8 @@ def test_shape_expert_missing_unfitting_or_without_weight_is_refused(tmp_path):
         TrainConfig(shape_weight=0.1)
     with pytest.raises(ValueError, match="go together"):
         TrainConfig(shape_expert="x.keras")
+    with pytest.raises(ValueError, match="shape_terms"):
+        TrainConfig(shape_expert="x.keras", shape_weight=0.1, shape_terms="lips")
     with pytest.raises(TrainingError, match="no such mouth-expert file"):
         train("generator", "tiny", ds, tmp_path / "a", TrainConfig(epochs=1, steps_per_epoch=1,
               shape_expert=str(tmp_path / "missing.keras"), shape_weight=0.1), verbose=0)
