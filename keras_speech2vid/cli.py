@@ -115,8 +115,9 @@ def _add_train_common(p, default_lr, default_optimizer):
                        help="start a new run from these weights (a .keras file or a RUN_DIR)")
     small.add_argument("--mouth-weight", type=float, default=0.0,
                        help="extra L1 weight inside the mouth box (default: 0, the paper's plain L1)")
-    small.add_argument("--identity-mouth-mask", action="store_true",
-                       help="grey out the mouth of the identity images (a model option, kept by the weights)")
+    small.add_argument("--identity-mouth-mask", nargs="?", const="grey", default=None, choices=("grey", "skin"),
+                       help="blank the mouth of the identity images with grey, or with each image's skin "
+                            "colour (a model option, kept by the weights)")
     small.add_argument("--freeze", nargs="+", default=(), metavar="PREFIX",
                        help="keep the layers whose names start with PREFIX fixed (e.g. audio_)")
     small.add_argument("--shape-expert", default=None, metavar="MODEL",
@@ -161,7 +162,7 @@ def _run_training(args, task):
     val_ds = make_dataset(args.data, "val", args.preset, args.batch_size, seed=0) if has_val else None
     model_config = get_config(args.preset)
     if args.identity_mouth_mask:
-        model_config = model_config.replace(identity_mouth_mask=True)
+        model_config = model_config.replace(identity_mouth_mask=True, identity_mouth_fill=args.identity_mouth_mask)
     result = train(task, model_config, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy,
                    init_from=args.init_from)
     print(f"{args.out}: step {result['step']}, {result['epochs']} epochs, best val L1 {result['best_val']:.5f}")

@@ -32,6 +32,10 @@ class AudioConfig:
     alignment: str = "centre"
 
 
+MOUTH_FILLS = ("grey", "skin")
+SKIN_RING = 6  # pixels of the band around the mouth box whose mean colour is the "skin" fill
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Topology of the generator and the deblurrer.
@@ -62,6 +66,9 @@ class ModelConfig:
     # so training, inference and export agree). The skips then carry no mouth, and the decoder must
     # take the mouth from the audio: on small data it otherwise copies the identity's mouth.
     identity_mouth_mask: bool = False
+    # what fills that box: "grey" (0.5) or "skin" (each image's mean colour around the box, so the
+    # decoder gets the skin tone where it draws the mouth)
+    identity_mouth_fill: str = "grey"
 
     def __post_init__(self):
         if self.identity_images < 1:
@@ -70,6 +77,9 @@ class ModelConfig:
             value = getattr(self, field)
             if len(value) != n or any(int(w) < 1 for w in value):
                 raise ValueError(f"{field} needs {n} positive widths. Received: {field}={value}")
+        if self.identity_mouth_fill not in MOUTH_FILLS:
+            raise ValueError(f"identity_mouth_fill must be one of {MOUTH_FILLS}. "
+                             f"Received: identity_mouth_fill={self.identity_mouth_fill!r}")
         if self.deblur_depth < 2:
             raise ValueError(f"deblur_depth must be >= 2. Received: deblur_depth={self.deblur_depth}")
 

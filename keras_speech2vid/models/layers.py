@@ -77,25 +77,34 @@ class SilenceMask(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_speech2vid")
 class MouthMask(keras.layers.Layer):
-    """Sets a box (top, bottom, left, right; bottom/right exclusive) of every image to `fill`.
+    """Sets a box (top, bottom, left, right; bottom/right exclusive) of every image to `fill`, or with
+    `ring` > 0 to each channel's mean over the `ring`-pixel band around the box (the skin colour).
 
     Input: (B, H, W, 3·n) stacked RGB images; every channel is filled (all n images).
     """
 
-    def __init__(self, box, fill: float = 0.5, **kwargs):
+    def __init__(self, box, fill: float = 0.5, ring: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.box = tuple(int(v) for v in box)
         self.fill = float(fill)
+        self.ring = int(ring)
 
     def call(self, images):
         top, bottom, left, right = self.box
-        inside = np.zeros((1, images.shape[1], images.shape[2], 1), "float32")  # a constant: exports plainly
+        shape = (1, images.shape[1], images.shape[2], 1)
+        inside = np.zeros(shape, "float32")  # constants: the graph exports plainly
         inside[:, top:bottom, left:right] = 1.0
+        fill = self.fill
+        if self.ring:
+            band = np.zeros(shape, "float32")
+            band[:, max(top - self.ring, 0):bottom + self.ring, max(left - self.ring, 0):right + self.ring] = 1.0
+            band = (band - inside) / (band - inside).sum()
+            fill = ops.sum(images * ops.cast(band, images.dtype), axis=(1, 2), keepdims=True)  # (B, 1, 1, 3n)
         inside = ops.cast(inside, images.dtype)
-        return images * (1.0 - inside) + self.fill * inside
+        return images * (1.0 - inside) + fill * inside
 
     def get_config(self):
-        return {**super().get_config(), "box": list(self.box), "fill": self.fill}
+        return {**super().get_config(), "box": list(self.box), "fill": self.fill, "ring": self.ring}
 
 
 def conv_bn_relu(x, filters, kernel, *, name, index, strides=1, pad=0, config):

@@ -146,7 +146,9 @@ def _check_run_json(run_dir: Path, record: dict) -> None:
     record = json.loads(json.dumps(record))  # tuples as lists, as they come back from the file
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("task") != record["task"] or old.get("model") != record["model"]:
+        # through ModelConfig, so that fields added since (with their defaults) still match
+        old_model = ModelConfig.from_dict(old["model"]).to_dict() if "model" in old else None
+        if old.get("task") != record["task"] or json.loads(json.dumps(old_model)) != record["model"]:
             raise TrainingError(f"{run_dir}: holds a {old.get('task')} run with another model config; "
                                 "use a new --out folder")
         record["init_from"] = record.get("init_from") or old.get("init_from")  # a resume does not repeat it

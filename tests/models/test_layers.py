@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_speech2vid.config import get_config
 from keras_speech2vid.models.layers import UpSamp2, align_corners_matrix
 
 
@@ -46,14 +47,36 @@ def test_mouth_mask_fills_the_box_of_every_image_and_round_trips():
     assert not layer.weights and isinstance(layer, keras.layers.Layer)
 
 
-def test_identity_mouth_mask_makes_the_identity_encoder_blind_to_the_mouth(tmp_path):
+def test_mouth_mask_ring_fills_with_each_channels_mean_around_the_box():
+    from keras_speech2vid.models import MouthMask
+
+    images = np.random.default_rng(2).uniform(size=(2, 112, 112, 15)).astype(np.float32)
+    images[1] *= 0.3  # another skin tone
+    layer = MouthMask((60, 98, 25, 90), ring=6)
+    out = np.asarray(layer(images))
+    band = np.zeros((112, 112), bool)
+    band[54:104, 19:96] = True
+    band[60:98, 25:90] = False
+    expected = images[:, band].mean(axis=1)  # (2, 15)
+    np.testing.assert_allclose(out[:, 70, 50], expected, rtol=1e-5)
+    np.testing.assert_allclose(out[:, 97, 89], expected, rtol=1e-5)
+    outside = np.ones((112, 112), bool)
+    outside[60:98, 25:90] = False
+    assert np.array_equal(out[:, outside], images[:, outside])
+    assert MouthMask.from_config(layer.get_config()).ring == 6
+    with pytest.raises(ValueError, match="identity_mouth_fill"):
+        get_config("tiny").replace(identity_mouth_fill="black")
+
+
+@pytest.mark.parametrize("fill", ["grey", "skin"])
+def test_identity_mouth_mask_makes_the_identity_encoder_blind_to_the_mouth(tmp_path, fill):
     import keras
 
     from keras_speech2vid.config import get_config
     from keras_speech2vid.face.align import mouth_box
     from keras_speech2vid.models import build_generator, build_identity_encoder
 
-    config = get_config("tiny").replace(identity_mouth_mask=True)
+    config = get_config("tiny").replace(identity_mouth_mask=True, identity_mouth_fill=fill)
     encoder = build_identity_encoder(config)
     faces = np.random.default_rng(1).uniform(size=(2, 112, 112, 15)).astype(np.float32)
     other = faces.copy()
@@ -70,4 +93,5 @@ def test_identity_mouth_mask_makes_the_identity_encoder_blind_to_the_mouth(tmp_p
     generator = build_generator(config)
     generator.save(tmp_path / "g.keras")
     loaded = keras.saving.load_model(tmp_path / "g.keras", safe_mode=True)
-    assert loaded.get_layer("identity_encoder").get_layer("face_mouth_mask").box == (top, bottom, left, right)
+    mask = loaded.get_layer("identity_encoder").get_layer("face_mouth_mask")
+    assert mask.box == (top, bottom, left, right) and mask.ring == (6 if fill == "skin" else 0)

@@ -137,6 +137,7 @@ def test_mouth_expert_reads_held_out_mouths_and_feeds_the_shape_loss(data_dir, t
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "gen"), "--preset", "tiny",
                  "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4", "--optimizer", "adam",
                  "--shape-expert", str(out / "mouth_expert.keras"), "--shape-weight", "0.1",
-                 "--shape-terms", "aperture"]) == 0
-    train_record = json.loads((tmp_path / "gen" / "run.json").read_text())["train"]
-    assert train_record["shape_weight"] == 0.1 and train_record["shape_terms"] == "aperture"
+                 "--shape-terms", "aperture", "--identity-mouth-mask", "skin"]) == 0
+    record = json.loads((tmp_path / "gen" / "run.json").read_text())
+    assert record["train"]["shape_weight"] == 0.1 and record["train"]["shape_terms"] == "aperture"
+    assert record["model"]["identity_mouth_mask"] and record["model"]["identity_mouth_fill"] == "skin"

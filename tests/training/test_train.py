@@ -49,6 +49,14 @@ def test_event_file_has_losses_lr_and_image_grid(tmp_path):
     assert image.shape[1] == 3 * 109 and image.shape[0] % 109 == 0
 
 
+def test_a_run_json_from_before_a_new_config_field_still_resumes(tmp_path):
+    run(tmp_path, epochs=1, steps_per_epoch=2, checkpoint_every=2)
+    record = json.loads((tmp_path / "run.json").read_text())
+    del record["model"]["identity_mouth_fill"]  # as written before that field existed
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    assert run(tmp_path, epochs=2, steps_per_epoch=2, checkpoint_every=2)["step"] == 4
+
+
 def test_other_model_config_in_run_dir_is_refused(tmp_path):
     run(tmp_path, epochs=1, steps_per_epoch=1, checkpoint_every=1)
     ds = synthetic_dataset(identity_images=1)
