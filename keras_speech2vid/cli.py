@@ -165,7 +165,7 @@ def _run_training(args, task):
         model_config = model_config.replace(identity_mouth_mask=True, identity_mouth_fill=args.identity_mouth_mask)
     result = train(task, model_config, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy,
                    init_from=args.init_from)
-    print(f"{args.out}: step {result['step']}, {result['epochs']} epochs, best val L1 {result['best_val']:.5f}")
+    print(f"{args.out}: step {result['step']}, {result['epochs']} epochs, best val loss {result['best_val']:.5f}")
 
 
 def _run_train(args):

@@ -5,8 +5,8 @@ from keras_speech2vid.models.deblurrer import build_deblurrer
 from keras_speech2vid.models.decoder import build_decoder
 from keras_speech2vid.models.generator import build_generator, get_submodels
 from keras_speech2vid.models.identity_encoder import IDENTITY_OUTPUTS, build_identity_encoder
-from keras_speech2vid.models.mouth_expert import build_mouth_expert
 from keras_speech2vid.models.layers import MouthMask, SilenceMask, UpSamp2
+from keras_speech2vid.models.mouth_expert import build_mouth_expert
 
 __all__ = [
     "IDENTITY_OUTPUTS",

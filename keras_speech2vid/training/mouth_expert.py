@@ -2,8 +2,10 @@
 
 Targets are dlib's 20 mouth landmarks of every `every`-th tracked face (canonical box, no detection:
 the faces are aligned), cached in OUT/landmarks_<split>.npz with the lower-face crops (about 10 KB a
-frame). Adam with a cosine-decayed learning rate; training blurs the faces by a random factor (downscale 1–3.5×, then back up), jitters
-contrast and brightness and adds noise, so the expert also reads the generator's soft output.
+frame). Adam with a cosine-decayed learning rate. Training blurs the faces by a random factor
+(downscale 1–3.5×, then back up), jitters contrast and brightness and adds noise, so the expert also
+reads the generator's soft output. A few minutes on a CPU: an interrupted run starts again (the
+landmark caches are kept).
 
 OUT afterwards: `mouth_expert.keras` (the last epoch), `mouth_expert.json` (the training mean of the
 landmarks, and per epoch the validation aperture correlation and landmark RMSE, sharp and blurred).
@@ -30,9 +32,11 @@ MOUTH = slice(48, 68)
 def mouth_targets(data_dir, split: str, cache_dir, every: int = 1, progress: bool = True):
     """(crops (N, h, w, 3) uint8 of EXPERT_BOX, landmarks (N, 20, 2) float32 in 109-output pixels)."""
     cache = Path(cache_dir) / f"landmarks_{split}.npz"
+    source = f"{Path(data_dir).resolve()} every {every}"
     if cache.is_file():
         with np.load(cache) as d:
-            return d["crops"], d["landmarks"]
+            if str(d["source"]) == source:  # else made from other data: recompute
+                return d["crops"], d["landmarks"]
     top, bottom, left, right = EXPERT_BOX
     videos = [v for v in read_manifest(data_dir)["videos"] if v["split"] == split]
     if not videos:
@@ -53,7 +57,7 @@ def mouth_targets(data_dir, split: str, cache_dir, every: int = 1, progress: boo
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, crops=crops, landmarks=points)
+            np.savez(f, crops=crops, landmarks=points, source=np.array(source))
     return crops, points
 
 

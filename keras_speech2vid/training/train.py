@@ -11,7 +11,7 @@ weights (layer by layer, by name), `TrainConfig.mouth_weight` weights the L1 mor
 box, `TrainConfig.freeze` keeps layers fixed, `TrainConfig.shape_weight` adds a mouth-shape term
 read by a frozen expert (`models.mouth_expert`).
 
-RUN_DIR afterwards: `<task>.keras` (best weights by validation L1), `run.json` (configs),
+RUN_DIR afterwards: `<task>.keras` (best weights by validation loss), `run.json` (configs),
 `log.csv`, `logs/{train,val}` (TensorBoard: losses, learning rate, image grid), `checkpoints/`.
 """
 
