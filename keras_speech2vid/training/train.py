@@ -61,9 +61,10 @@ class TrainConfig:
     # not in the paper, for small data (off by default):
     mouth_weight: float = 0.0  # L1 weight of the mouth box is 1 + mouth_weight (the rest: 1)
     freeze: tuple[str, ...] = ()  # layer-name prefixes kept fixed, e.g. ("audio_",) after pre-training
-    # loss += shape_weight × mean |expert(output) − expert(target)|, in landmark pixels, with a frozen
-    # mouth-shape expert (.keras from `training.mouth_expert`); over all 40 coordinates
-    # (shape_terms "landmarks") or over the three inner-lip openings only ("aperture")
+    # loss += shape_weight × mean |expert(composite) − expert(target)|, in landmark pixels, with a frozen
+    # mouth-shape expert (.keras from `training.mouth_expert`); composite = the target with the output
+    # in the mouth box; over all 40 coordinates (shape_terms "landmarks") or over the three inner-lip
+    # openings only ("aperture")
     shape_expert: str | None = None
     shape_weight: float = 0.0
     shape_terms: str = "landmarks"
@@ -296,6 +297,13 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         optimizer.build(view.trainable_variables)
     with strategy.scope(), dtype_policy("float32"):
         expert = _load_expert(cfg.shape_expert, model_config.output_size) if cfg.shape_weight else None
+    if expert is not None:
+        from keras_speech2vid.face.align import mouth_box
+
+        top, bottom, left, right = mouth_box(space=str(model_config.output_size))
+        box = np.zeros((1, model_config.output_size, model_config.output_size, 1), np.float32)
+        box[:, top:bottom, left:right] = 1.0
+        mouth_only = tf.constant(box)
     if cfg.shape_terms == "aperture":
         from keras_speech2vid.models.mouth_expert import aperture_matrix
 
@@ -327,7 +335,10 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
             error = error * l1_weight_map(int(target.shape[1]), cfg.mouth_weight)
         loss = tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
         if expert is not None:
-            shape = expert(output, training=False) - expert(target, training=False)
+            # the expert sees the target with only the mouth box generated: the loss can change that
+            # box alone, not the cheeks around it that the expert also reads
+            composite = target + (output - target) * mouth_only
+            shape = expert(composite, training=False) - expert(target, training=False)
             shape = tf.abs(shape @ shape_terms if cfg.shape_terms == "aperture" else shape)
             loss += cfg.shape_weight * tf.reduce_mean(shape, axis=1)
         return loss
