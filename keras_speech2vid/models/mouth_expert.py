@@ -15,6 +15,7 @@ import numpy as np
 # a margin of about one mouth height, so opened jaws stay inside)
 EXPERT_BOX = (56, 104, 22, 94)  # top, bottom, left, right (exclusive)
 PIXEL_SCALE = 4.0
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 # inner-lip (upper, lower) pairs among the 20 mouth points: landmarks 62/68, 63/67, 64/66 (1-based)
 INNER_LIP_PAIRS = ((13, 19), (14, 18), (15, 17))
 
@@ -28,9 +29,13 @@ def aperture_matrix() -> np.ndarray:
 
 
 def build_mouth_expert(size: int = 109, widths: tuple[int, ...] = (32, 64, 128, 256), hidden: int = 256,
-                       name: str = "mouth_expert") -> keras.Model:
+                       grey: bool = True, name: str = "mouth_expert") -> keras.Model:
     """(B, size, size, 3) face in [0, 1] → (B, 40): x, y of landmarks 49..68 in pixels of the face,
-    as offsets from the training mean (the mean is kept by the trainer, not the model)."""
+    as offsets from the training mean (the mean is kept by the trainer, not the model).
+
+    `grey`: read luma only (a fixed 1×1 convolution), so that a generator trained against the expert
+    cannot move its reading with colour casts (it did: yellow patches, on the eyes too).
+    """
     top, bottom, left, right = EXPERT_BOX
     if size < bottom or size < right:
         raise ValueError(f"size must be >= {max(bottom, right)} to hold the mouth box. Received: size={size}")
@@ -41,6 +46,10 @@ def build_mouth_expert(size: int = 109, widths: tuple[int, ...] = (32, 64, 128, 
     # === layers and functional graph ===
     face = keras.Input((size, size, 3), name="face")
     x = keras.layers.Cropping2D(((top, size - bottom), (left, size - right)), name=f"{p}_crop")(face)  # (B, 48, 72, 3)
+    if grey:
+        luma = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name=f"{p}_grey")
+        x = luma(x)  # (B, 48, 72, 1)
+        luma.set_weights([np.array(LUMA, np.float32).reshape(1, 1, 3, 1)])
     for i, width in enumerate(widths, start=1):
         x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{p}_conv{i}a")(x)
         x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{p}_conv{i}b")(x)

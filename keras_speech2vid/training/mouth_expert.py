@@ -35,7 +35,7 @@ def mouth_targets(data_dir, split: str, cache_dir, every: int = 1, progress: boo
     source = f"{Path(data_dir).resolve()} every {every}"
     if cache.is_file():
         with np.load(cache) as d:
-            if str(d["source"]) == source:  # else made from other data: recompute
+            if "source" in d and str(d["source"]) == source:  # else other data (or --every): recompute
                 return d["crops"], d["landmarks"]
     top, bottom, left, right = EXPERT_BOX
     videos = [v for v in read_manifest(data_dir)["videos"] if v["split"] == split]

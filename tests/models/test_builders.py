@@ -194,6 +194,12 @@ def test_mouth_expert_reads_only_its_box_and_round_trips(tmp_path):
     model.save(tmp_path / "expert.keras")
     loaded = keras.saving.load_model(tmp_path / "expert.keras", safe_mode=True)
     np.testing.assert_array_equal(loaded(x), model(x))
+    # it reads luma only: a colour cast with no luma change does not move its reading
+    cast = x + np.array([0.587, -0.299, 0.0], np.float32) * 0.2
+    np.testing.assert_allclose(model(cast), model(x), atol=1e-4)
+    colour = build_mouth_expert(grey=False)
+    assert np.abs(np.asarray(colour(cast)) - np.asarray(colour(x))).max() > 1e-3
+    assert len(model.trainable_weights) == len(colour.trainable_weights)  # the luma weights are fixed
     with pytest.raises(ValueError, match="Received: size=100"):
         build_mouth_expert(100)
     with pytest.raises(ValueError, match="Received: widths"):
