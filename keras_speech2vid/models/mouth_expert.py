@@ -50,6 +50,7 @@ def build_mouth_expert(size: int = 109, widths: tuple[int, ...] = (32, 64, 128, 
         luma = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name=f"{p}_grey")
         x = luma(x)  # (B, 48, 72, 1)
         luma.set_weights([np.array(LUMA, np.float32).reshape(1, 1, 3, 1)])
+    x = keras.layers.Rescaling(2.0, offset=-1.0, name=f"{p}_centre")(x)  # [0, 1] -> [-1, 1]: trains steadier
     for i, width in enumerate(widths, start=1):
         x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{p}_conv{i}a")(x)
         x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"{p}_conv{i}b")(x)
