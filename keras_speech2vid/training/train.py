@@ -178,14 +178,7 @@ def _init_weights(task: Task, model: keras.Model, source) -> int:
     source = Path(source)
     if source.is_dir():
         source = source / f"{task.name}.keras"
-    if not source.is_file():
-        raise TrainingError(f"{source}: no such model file to start from")
-    import keras_speech2vid.models  # noqa: F401  (registers the custom layers)
-
-    try:
-        trained = keras.saving.load_model(source, safe_mode=True, compile=False)
-    except Exception as e:  # noqa: BLE001  (Keras raises many types for a bad file)
-        raise TrainingError(f"{source}: cannot be loaded as a Keras model ({type(e).__name__})") from e
+    trained = _load_model_file(source, "model file to start from")
     ours, theirs = _layers_with_weights(model), _layers_with_weights(trained)
     shared = sorted(set(ours) & set(theirs))
 
@@ -201,15 +194,22 @@ def _init_weights(task: Task, model: keras.Model, source) -> int:
     return len(shared)
 
 
+def _load_model_file(path: Path, what: str) -> keras.Model:
+    """A `.keras` file loaded in safe mode; a missing or unloadable file is a one-line TrainingError."""
+    if not path.is_file():
+        raise TrainingError(f"{path}: no such {what}")
+    import keras_speech2vid.models  # noqa: F401  (registers the custom layers)
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # noqa: BLE001  (Keras raises many types for a bad file)
+        raise TrainingError(f"{path}: cannot be loaded as a Keras model ({type(e).__name__})") from e
+
+
 def _load_expert(path, size: int) -> keras.Model:
     """The frozen mouth-shape expert of `TrainConfig.shape_expert`, checked against the output size."""
     path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"{path}: no such mouth-expert file")
-    try:
-        expert = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:  # noqa: BLE001  (Keras raises many types for a bad file)
-        raise TrainingError(f"{path}: cannot be loaded as a Keras model ({type(e).__name__})") from e
+    expert = _load_model_file(path, "mouth-expert file")
     if tuple(expert.input_shape[1:]) != (size, size, 3):
         raise TrainingError(f"{path}: the expert reads {expert.input_shape[1:]} images, the model "
                             f"makes {(size, size, 3)}")
