@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from keras_speech2vid.data.dataset import parse_track, read_manifest
 from keras_speech2vid.errors import Speech2VidError
-from keras_speech2vid.face import TARGET_OFFSET, TARGET_SIZE, aligned_landmarks
+from keras_speech2vid.face import TARGET_OFFSET, TARGET_SIZE, aligned_landmarks, target_crop
 from keras_speech2vid.io import atomic_path, write_text
 from keras_speech2vid.models.mouth_expert import EXPERT_BOX, aperture_matrix, build_mouth_expert
 
@@ -50,8 +50,7 @@ def mouth_targets(data_dir, split: str, cache_dir, every: int = 1, progress: boo
             for jpeg in track["frames"].numpy()[keep]:
                 face = tf.io.decode_jpeg(jpeg, channels=3).numpy()
                 lm, _ = aligned_landmarks(face, detect=False)
-                out = face[TARGET_OFFSET:TARGET_OFFSET + TARGET_SIZE, TARGET_OFFSET:TARGET_OFFSET + TARGET_SIZE]
-                crops.append(out[top:bottom, left:right])
+                crops.append(target_crop(face)[top:bottom, left:right])
                 points.append(lm[MOUTH] - TARGET_OFFSET)
     crops, points = np.stack(crops), np.stack(points).astype(np.float32)
     cache.parent.mkdir(parents=True, exist_ok=True)
