@@ -118,6 +118,9 @@ def _add_train_common(p, default_lr, default_optimizer):
     small.add_argument("--identity-mouth-mask", nargs="?", const="grey", default=None, choices=("grey", "skin"),
                        help="blank the mouth of the identity images with grey, or with each image's skin "
                             "colour (a model option, kept by the weights)")
+    small.add_argument("--identity-mouth-region", default="mouth", choices=("mouth", "lower"),
+                       help="with --identity-mouth-mask: blank the whole mouth box, or only from the upper "
+                            "inner lip down (default: mouth)")
     small.add_argument("--freeze", nargs="+", default=(), metavar="PREFIX",
                        help="keep the layers whose names start with PREFIX fixed (e.g. audio_)")
     small.add_argument("--shape-expert", default=None, metavar="MODEL",
@@ -148,6 +151,8 @@ def _run_training(args, task):
 
     if args.resume and not list(Path(args.out).glob("checkpoints/ckpt-*.index")):
         raise TrainingError(f"{args.out}: --resume given but there is no checkpoint to continue from")
+    if args.identity_mouth_region != "mouth" and not args.identity_mouth_mask:
+        raise TrainingError("--identity-mouth-region needs --identity-mouth-mask")
     strategy = make_strategy(args.strategy)
     cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, val_steps=args.val_steps,
                       batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
@@ -162,7 +167,8 @@ def _run_training(args, task):
     val_ds = make_dataset(args.data, "val", args.preset, args.batch_size, seed=0) if has_val else None
     model_config = get_config(args.preset)
     if args.identity_mouth_mask:
-        model_config = model_config.replace(identity_mouth_mask=True, identity_mouth_fill=args.identity_mouth_mask)
+        model_config = model_config.replace(identity_mouth_mask=True, identity_mouth_fill=args.identity_mouth_mask,
+                                            identity_mouth_region=args.identity_mouth_region)
     result = train(task, model_config, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy,
                    init_from=args.init_from)
     print(f"{args.out}: step {result['step']}, {result['epochs']} epochs, best val loss {result['best_val']:.5f}")

@@ -33,6 +33,7 @@ class AudioConfig:
 
 
 MOUTH_FILLS = ("grey", "skin")
+MOUTH_REGIONS = ("mouth", "lower")  # the whole mouth box, or only from the upper inner lip down
 SKIN_RING = 6  # pixels of the band around the mouth box whose mean colour is the "skin" fill
 
 
@@ -69,6 +70,9 @@ class ModelConfig:
     # what fills that box: "grey" (0.5) or "skin" (each image's mean colour around the box, so the
     # decoder gets the skin tone where it draws the mouth)
     identity_mouth_fill: str = "grey"
+    # which box: "mouth" (the whole mouth) or "lower" (from the upper inner lip down: the corners and
+    # upper lip stay visible, so the identity gives the mouth's width and place, the audio its opening)
+    identity_mouth_region: str = "mouth"
 
     def __post_init__(self):
         if self.identity_images < 1:
@@ -80,6 +84,9 @@ class ModelConfig:
         if self.identity_mouth_fill not in MOUTH_FILLS:
             raise ValueError(f"identity_mouth_fill must be one of {MOUTH_FILLS}. "
                              f"Received: identity_mouth_fill={self.identity_mouth_fill!r}")
+        if self.identity_mouth_region not in MOUTH_REGIONS:
+            raise ValueError(f"identity_mouth_region must be one of {MOUTH_REGIONS}. "
+                             f"Received: identity_mouth_region={self.identity_mouth_region!r}")
         if self.deblur_depth < 2:
             raise ValueError(f"deblur_depth must be >= 2. Received: deblur_depth={self.deblur_depth}")
 

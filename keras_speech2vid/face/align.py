@@ -452,3 +452,13 @@ def mouth_box(margin: float = MOUTH_MARGIN, space: str = "109") -> tuple[int, in
         size = TARGET_SIZE
     clip = lambda v: int(min(max(v, 0), size))  # noqa: E731
     return clip(top), clip(bottom), clip(left), clip(right)
+
+
+def lower_mouth_box(margin: float = MOUTH_MARGIN, space: str = "109") -> tuple[int, int, int, int]:
+    """`mouth_box` from the canonical upper inner lip (landmarks 61..63, rounded down) downwards.
+
+    It covers the lower lip, the opening and the chin, and leaves the upper lip and the corners.
+    """
+    top, bottom, left, right = mouth_box(margin, space)
+    offset = TARGET_OFFSET if space == "109" else 0
+    return int(np.floor(canonical_landmarks("112")[61:64, 1].mean())) - offset, bottom, left, right

@@ -30,10 +30,11 @@ def build_identity_encoder(config: ModelConfig | str = "paper", name: str = "ide
     faces = keras.Input((config.image_size, config.image_size, config.identity_channels), name="identity")
     x = faces
     if config.identity_mouth_mask:
-        from keras_speech2vid.face.align import mouth_box
+        from keras_speech2vid.face.align import lower_mouth_box, mouth_box
 
+        box = (lower_mouth_box if config.identity_mouth_region == "lower" else mouth_box)(space="112")
         ring = SKIN_RING if config.identity_mouth_fill == "skin" else 0
-        x = MouthMask(mouth_box(space="112"), ring=ring, name=f"{p}_mouth_mask")(x)
+        x = MouthMask(box, ring=ring, name=f"{p}_mouth_mask")(x)
     skip_53 = conv_bn_relu(x, w[0], 7, strides=2, name=p, index=1, config=config)  # (B, 53, 53, 96)
     skip_26 = keras.layers.MaxPooling2D(3, strides=2, name=f"{p}_pool1")(skip_53)  # (B, 26, 26, 96)
     skip_12 = conv_bn_relu(skip_26, w[1], 5, strides=2, pad=1, name=p, index=2, config=config)  # (B, 12, 12, 256)

@@ -95,3 +95,28 @@ def test_identity_mouth_mask_makes_the_identity_encoder_blind_to_the_mouth(tmp_p
     loaded = keras.saving.load_model(tmp_path / "g.keras", safe_mode=True)
     mask = loaded.get_layer("identity_encoder").get_layer("face_mouth_mask")
     assert mask.box == (top, bottom, left, right) and mask.ring == (6 if fill == "skin" else 0)
+
+
+def test_lower_mouth_mask_hides_the_opening_and_shows_the_upper_lip():
+    from keras_speech2vid.config import get_config
+    from keras_speech2vid.face.align import canonical_landmarks, lower_mouth_box, mouth_box
+    from keras_speech2vid.models import build_identity_encoder
+
+    top, bottom, left, right = lower_mouth_box(space="112")
+    assert (bottom, left, right) == mouth_box(space="112")[1:]
+    upper_inner_lip = canonical_landmarks("112")[61:64, 1].mean()  # landmarks 61..63
+    assert top == int(np.floor(upper_inner_lip)) and mouth_box(space="112")[0] < top
+    assert lower_mouth_box() == tuple(v - 1 for v in (top, bottom, left, right))  # 109 crop
+    config = get_config("tiny").replace(identity_mouth_mask=True, identity_mouth_region="lower")
+    encoder = build_identity_encoder(config)
+    faces = np.random.default_rng(2).uniform(size=(1, 112, 112, 15)).astype(np.float32)
+    lower, upper_lip = faces.copy(), faces.copy()
+    lower[:, top:bottom, left:right] = 0.0  # another opening and chin
+    upper_lip[:, top - 4:top, left:right] = 0.0  # another upper lip
+    skip = lambda x: np.asarray(encoder(x)[1])  # noqa: E731  (the 26 px skip)
+    assert np.array_equal(skip(faces), skip(lower))
+    assert not np.array_equal(skip(faces), skip(upper_lip))
+    whole = build_identity_encoder(get_config("tiny").replace(identity_mouth_mask=True))
+    assert np.array_equal(np.asarray(whole(faces)[1]), np.asarray(whole(upper_lip)[1]))
+    with pytest.raises(ValueError, match="identity_mouth_region"):
+        get_config("tiny").replace(identity_mouth_region="chin")

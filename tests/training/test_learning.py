@@ -43,11 +43,16 @@ def test_cli_small_data_options_reach_the_run(data_dir, tmp_path):
 
     import keras
 
+    from keras_speech2vid.face.align import lower_mouth_box
+
     common = ["--data", str(data_dir), "--preset", "tiny", "--epochs", "1", "--steps-per-epoch", "2",
               "--batch-size", "4", "--optimizer", "adam", "--lr", "1e-3", "--seed", "0"]
     assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
     assert main(["train", "--out", str(tmp_path / "b"), *common, "--init-from", str(tmp_path / "a"),
-                 "--mouth-weight", "4", "--freeze", "audio_", "--identity-mouth-mask"]) == 0
+                 "--mouth-weight", "4", "--freeze", "audio_", "--identity-mouth-mask",
+                 "--identity-mouth-region", "lower"]) == 0
+    assert main(["train", "--out", str(tmp_path / "c"), *common, "--identity-mouth-region", "lower"]) == 2
+    assert not (tmp_path / "c").exists()
     record = json.loads((tmp_path / "b" / "run.json").read_text())
     assert record["init_from"] == str(tmp_path / "a")
     assert record["train"]["mouth_weight"] == 4.0 and record["train"]["freeze"] == ["audio_"]
@@ -57,7 +62,9 @@ def test_cli_small_data_options_reach_the_run(data_dir, tmp_path):
     assert all(np.array_equal(x, y) for x, y in zip(audio_a, audio_b))  # started from a, then frozen
     decoder_a, decoder_b = a.get_layer("decoder").get_weights(), b.get_layer("decoder").get_weights()
     assert not all(np.array_equal(x, y) for x, y in zip(decoder_a, decoder_b))
-    assert b.get_layer("identity_encoder").get_layer("face_mouth_mask") is not None
+    assert record["model"]["identity_mouth_region"] == "lower"
+    mask = b.get_layer("identity_encoder").get_layer("face_mouth_mask")
+    assert mask.box == lower_mouth_box(space="112")
 
 
 def _psnr(a, b):
