@@ -1,4 +1,5 @@
-"""`speech2vid demo` with the bundled weights: a face video with audio whose mouth moves and whose upper face stays.
+"""`speech2vid demo` with the bundled weights: a face video with audio whose mouth moves with the speech
+and whose upper face stays.
 
 Skipped while no trained weights are bundled (weights/manifest.json); the demo then says so plainly,
 which tests/inference/test_generate.py::test_bundled_weights_missing_says_so checks.
@@ -20,6 +21,14 @@ def bundled():
     return Speech2Vid.load()
 
 
+@pytest.fixture(scope="module")
+def demo_frames(bundled):
+    from keras_speech2vid.inference.generate import demo_files
+
+    face, speech = demo_files()
+    return np.stack(list(bundled.generate(face, speech))), speech  # (T, 109, 109, 3) uint8
+
+
 def test_demo_writes_a_face_video_with_audio(bundled, tmp_path):
     from keras_speech2vid.cli import main
 
@@ -29,12 +38,24 @@ def test_demo_writes_a_face_video_with_audio(bundled, tmp_path):
     assert info.has_video and info.has_audio and abs(info.duration - 5.12) < 0.1
 
 
-def test_mouth_moves_and_upper_face_stays(bundled):
-    from keras_speech2vid.inference.generate import demo_files
-
-    face, speech = demo_files()
-    frames = np.stack(list(bundled.generate(face, speech))).astype(np.float32)  # (T, 109, 109, 3)
+def test_mouth_moves_and_upper_face_stays(demo_frames):
+    frames = demo_frames[0].astype(np.float32)
     motion = frames.std(axis=0).mean(axis=-1)  # per-pixel temporal std
     mouth = motion[62:96, 25:85].mean()  # canonical mouth box (see evaluation.metrics.mouth_box)
     upper = motion[5:35, 15:95].mean()  # brows and eyes
     assert mouth > 1.0 and mouth > 2.0 * upper, (mouth, upper)
+
+
+def test_mouth_opens_with_the_speech(demo_frames):
+    """dlib's inner-lip opening of the demo frames follows the speech's loudness (25 fps frames), and
+    follows it better than the same loudness played backwards."""
+    from keras_speech2vid.evaluation.metrics import face_landmarks, mouth_aperture
+
+    frames, speech = demo_frames
+    aperture = np.array([mouth_aperture(face_landmarks(f)[0]) for f in frames])
+    wav = io.decode_audio(speech)
+    hop = 16000 // 25
+    loudness = np.array([np.log(np.mean(wav[i * hop:(i + 1) * hop] ** 2) + 1e-8) for i in range(len(frames))])
+    r = np.corrcoef(aperture, loudness)[0, 1]
+    backwards = np.corrcoef(aperture, loudness[::-1])[0, 1]
+    assert r > 0.15 and r > backwards + 0.1, (r, backwards)
