@@ -234,13 +234,18 @@ def l1_weight_map(size: int, mouth_weight: float) -> tf.Tensor:
     `size` is 109 (generator output) or 112 (aligned face); the weights average to 1 so losses stay
     comparable with the plain L1.
     """
+    weights = 1.0 + mouth_weight * mouth_mask(size)
+    return tf.constant((weights / weights.mean())[None, :, :, None])
+
+
+def mouth_mask(size: int) -> np.ndarray:
+    """(size, size) float32: 1 inside the canonical mouth box (109 or 112 px), 0 elsewhere."""
     from keras_speech2vid.face.align import mouth_box
 
-    weights = np.ones((size, size), np.float32)
-    if mouth_weight:
-        top, bottom, left, right = mouth_box(space=str(size))
-        weights[top:bottom, left:right] += mouth_weight
-    return tf.constant((weights / weights.mean())[None, :, :, None])
+    mask = np.zeros((size, size), np.float32)
+    top, bottom, left, right = mouth_box(space=str(size))
+    mask[top:bottom, left:right] = 1.0
+    return mask
 
 
 def _scalar(value) -> float:
@@ -298,12 +303,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
     with strategy.scope(), dtype_policy("float32"):
         expert = _load_expert(cfg.shape_expert, model_config.output_size) if cfg.shape_weight else None
     if expert is not None:
-        from keras_speech2vid.face.align import mouth_box
-
-        top, bottom, left, right = mouth_box(space=str(model_config.output_size))
-        box = np.zeros((1, model_config.output_size, model_config.output_size, 1), np.float32)
-        box[:, top:bottom, left:right] = 1.0
-        mouth_only = tf.constant(box)
+        mouth_only = tf.constant(mouth_mask(model_config.output_size)[None, :, :, None])
     if cfg.shape_terms == "aperture":
         from keras_speech2vid.models.mouth_expert import aperture_matrix
 
