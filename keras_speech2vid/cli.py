@@ -129,6 +129,8 @@ def _add_train_common(p, default_lr, default_optimizer):
                        help="weight of the mouth-shape loss read by --shape-expert (pixels; default 0)")
     small.add_argument("--shape-terms", choices=("landmarks", "aperture"), default="landmarks",
                        help="compare all 20 mouth points, or only the three inner-lip openings")
+    small.add_argument("--audio-leak-weight", type=float, default=0.0,
+                       help="weight of the upper face's change when the audio is swapped (generator; default 0)")
     return p
 
 
@@ -159,7 +161,8 @@ def _run_training(args, task):
                       patience=args.patience, checkpoint_every=args.checkpoint_every, jit_compile=args.xla,
                       precision=args.precision, mouth_weight=args.mouth_weight,
                       freeze=tuple(args.freeze), shape_expert=args.shape_expert,
-                      shape_weight=args.shape_weight, shape_terms=args.shape_terms)
+                      shape_weight=args.shape_weight, shape_terms=args.shape_terms,
+                      audio_leak_weight=args.audio_leak_weight)
     train_ds = make_dataset(args.data, "train", args.preset, args.batch_size, seed=args.seed)
     manifest = read_manifest(args.data)
     has_val = any(v["split"] == "val" for v in manifest["videos"])

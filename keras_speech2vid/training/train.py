@@ -68,6 +68,9 @@ class TrainConfig:
     shape_expert: str | None = None
     shape_weight: float = 0.0
     shape_terms: str = "landmarks"
+    # loss += audio_leak_weight × mean |G(x) − G(x with another example's audio)| above the mouth box
+    # (generator only): the audio should move the mouth, not the eyes and brows
+    audio_leak_weight: float = 0.0
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -76,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam'. Received: optimizer={self.optimizer!r}")
         if not self.mouth_weight >= 0:
             raise ValueError(f"mouth_weight must be >= 0. Received: mouth_weight={self.mouth_weight!r}")
+        if not self.audio_leak_weight >= 0:
+            raise ValueError(f"audio_leak_weight must be >= 0. Received: audio_leak_weight={self.audio_leak_weight!r}")
         if not self.shape_weight >= 0:
             raise ValueError(f"shape_weight must be >= 0. Received: shape_weight={self.shape_weight!r}")
         if bool(self.shape_weight) != (self.shape_expert is not None):
@@ -248,6 +253,15 @@ def mouth_mask(size: int) -> np.ndarray:
     return mask
 
 
+def upper_face_mask(size: int) -> np.ndarray:
+    """(size, size) float32: 1 on the rows above the canonical mouth box (eyes, brows, nose), 0 below."""
+    from keras_speech2vid.face.align import mouth_box
+
+    mask = np.zeros((size, size), np.float32)
+    mask[:mouth_box(space=str(size))[0]] = 1.0
+    return mask
+
+
 def _scalar(value) -> float:
     """A Python float from a variable, distributed or not."""
     return float(tf.convert_to_tensor(value))
@@ -308,6 +322,11 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         from keras_speech2vid.models.mouth_expert import aperture_matrix
 
         shape_terms = tf.constant(aperture_matrix())
+    if cfg.audio_leak_weight:
+        if task.name != "generator":
+            raise TrainingError(f"audio_leak_weight is for the generator; the {task.name} has no audio input")
+        upper = upper_face_mask(model_config.output_size)
+        upper_only = tf.constant((upper / upper.mean())[None, :, :, None])
     # loop counters live outside the strategy: plain host variables, the same on every worker
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
@@ -341,6 +360,11 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
             shape = expert(composite, training=False) - expert(target, training=False)
             shape = tf.abs(shape @ shape_terms if cfg.shape_terms == "aperture" else shape)
             loss += cfg.shape_weight * tf.reduce_mean(shape, axis=1)
+        if cfg.audio_leak_weight:
+            # each example's identity with its neighbour's audio: the upper face must not change
+            swapped = _frame(view({**inputs, "mfcc": tf.roll(inputs["mfcc"], 1, axis=0)}, training=training))
+            leak = tf.reduce_mean(tf.abs(output - swapped) * upper_only, axis=[1, 2, 3])
+            loss += cfg.audio_leak_weight * leak
         return loss
 
     def replica_update(inputs, target):

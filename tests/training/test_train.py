@@ -265,3 +265,36 @@ def test_shape_expert_missing_unfitting_or_without_weight_is_refused(tmp_path):
     with pytest.raises(TrainingError, match="reads"):
         train("generator", "tiny", ds, tmp_path / "b", TrainConfig(epochs=1, steps_per_epoch=1,
               shape_expert=str(tmp_path / "e112.keras"), shape_weight=0.1), verbose=0)
+
+
+def test_audio_leak_weight_adds_the_upper_face_change_under_another_audio(tmp_path):
+    from keras_speech2vid.face.align import mouth_box
+    from keras_speech2vid.training.train import upper_face_mask
+
+    mask = upper_face_mask(109)
+    assert mask[:mouth_box()[0]].all() and not mask[mouth_box()[0]:].any()
+    ds = synthetic_dataset()
+    val = ds.take(1)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, optimizer="adam", learning_rate=1e-3, audio_leak_weight=3.0)
+    result = train("generator", "tiny", ds, tmp_path / "run", cfg, val_ds=val, verbose=0)
+    model = keras.saving.load_model(tmp_path / "run" / "generator.keras", safe_mode=True)
+    inputs, target = next(iter(val))
+    frame = np.asarray(model(inputs, training=False)["frame"])
+    # each example's identity with the previous example's audio
+    swapped = {"identity": inputs["identity"].numpy(), "mfcc": np.roll(inputs["mfcc"].numpy(), 1, axis=0)}
+    other = np.asarray(model(swapped, training=False)["frame"])
+    l1 = np.mean(np.abs(target.numpy() - frame), axis=(1, 2, 3))
+    leak = np.mean(np.abs(frame - other)[:, :mouth_box()[0]], axis=(1, 2, 3))
+    assert leak.mean() > 1e-6  # the audio does reach the upper face of this model
+    # the validation loss holds the term, resolved to a tenth of its size
+    assert abs(result["best_val"] - np.mean(l1 + 3.0 * leak)) < 0.1 * 3.0 * leak.mean()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["train"]["audio_leak_weight"] == 3.0
+
+
+def test_audio_leak_weight_is_refused_for_the_deblurrer_and_when_negative(tmp_path):
+    with pytest.raises(ValueError, match="audio_leak_weight"):
+        TrainConfig(audio_leak_weight=-1.0)
+    with pytest.raises(TrainingError, match="no audio input"):
+        train("deblurrer", "tiny", synthetic_dataset(), tmp_path / "d",
+              TrainConfig(epochs=1, steps_per_epoch=1, audio_leak_weight=1.0), verbose=0)
+    assert not (tmp_path / "d" / "deblurrer.keras").exists()
