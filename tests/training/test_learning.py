@@ -50,12 +50,13 @@ def test_cli_small_data_options_reach_the_run(data_dir, tmp_path):
     assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
     assert main(["train", "--out", str(tmp_path / "b"), *common, "--init-from", str(tmp_path / "a"),
                  "--mouth-weight", "4", "--freeze", "audio_", "--identity-mouth-mask",
-                 "--identity-mouth-region", "lower"]) == 0
+                 "--identity-mouth-region", "lower", "--audio-leak-weight", "2"]) == 0
     assert main(["train", "--out", str(tmp_path / "c"), *common, "--identity-mouth-region", "lower"]) == 2
     assert not (tmp_path / "c").exists()
     record = json.loads((tmp_path / "b" / "run.json").read_text())
     assert record["init_from"] == str(tmp_path / "a")
     assert record["train"]["mouth_weight"] == 4.0 and record["train"]["freeze"] == ["audio_"]
+    assert record["train"]["audio_leak_weight"] == 2.0
     assert record["model"]["identity_mouth_mask"] is True
     a, b = (keras.saving.load_model(tmp_path / r / "generator.keras", safe_mode=True) for r in "ab")
     audio_a, audio_b = a.get_layer("audio_encoder").get_weights(), b.get_layer("audio_encoder").get_weights()
