@@ -9,7 +9,8 @@ so a `kill -9` at any moment leaves the previous checkpoint intact and loses at 
 Not in the paper, for small datasets (all off by default): `init_from` starts a new run from saved
 weights (layer by layer, by name), `TrainConfig.mouth_weight` weights the L1 more inside the mouth
 box, `TrainConfig.freeze` keeps layers fixed, `TrainConfig.shape_weight` adds a mouth-shape term
-read by a frozen expert (`models.mouth_expert`).
+read by a frozen expert (`models.mouth_expert`), `TrainConfig.audio_leak_weight` penalises
+changes of the upper face when an example gets another example's audio.
 
 RUN_DIR afterwards: `<task>.keras` (best weights by validation loss), `run.json` (configs),
 `log.csv`, `logs/{train,val}` (TensorBoard: losses, learning rate, image grid), `checkpoints/`.
