@@ -8,7 +8,6 @@
 import argparse, json, os, sys, time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 sys.path.insert(0, ROOT)  # the package __init__ imports no TF; only models/face.align are used
 import numpy as np, cv2, jax, jax.numpy as jnp, optax, keras
 from keras_speech2vid.config import ModelConfig
@@ -23,7 +22,7 @@ p.add_argument("--batch", type=int, default=64); p.add_argument("--lr", type=flo
 p.add_argument("--lr-end", type=float, default=1e-5); p.add_argument("--decay-from", type=float, default=0.7)
 p.add_argument("--mouth-weight", type=float, default=4.0); p.add_argument("--shape-weight", type=float, default=0.3)
 p.add_argument("--min-distance", type=int, default=25); p.add_argument("--save-at", type=float, default=0.6)
-p.add_argument("--chunks", type=int, default=4); p.add_argument("--bf16", type=int, default=1); p.add_argument("--seed", type=int, default=0)
+p.add_argument("--bf16", type=int, default=1); p.add_argument("--seed", type=int, default=0)
 p.add_argument("--synthetic", type=int, default=0, help="N random frames instead of --data (timing)")
 a = p.parse_args()
 t_start = time.time()
@@ -35,7 +34,7 @@ def load_into(model, path):
             val = d[v.path]; assert tuple(val.shape) == tuple(v.shape), v.path
             v.assign(val.astype(np.float32))
 
-def save_chunks(model, out, prefix, chunks):
+def save_chunks(model, out, prefix):
     arrays = []
     for v in model.weights:  # arrays over 12 MiB in float16 go in row blocks: NAME@j/m
         x = np.asarray(v.numpy()); m = 1 if x.ndim < 2 else -(-x.nbytes // 2 // (12 * 2**20))
@@ -58,6 +57,7 @@ if a.bf16:
 gen = build_generator(cfg); load_into(gen, a.gen)
 keras.config.set_dtype_policy("float32")  # the expert reads in float32, as in training.train
 size = cfg.output_size
+# the mouth box and L1 weight map of training.train, rebuilt here: that module imports TensorFlow
 top, bottom, left, right = mouth_box(space=str(size))
 box = np.zeros((size, size), np.float32); box[top:bottom, left:right] = 1
 wmap = 1 + a.mouth_weight * box; wmap = jnp.asarray((wmap / wmap.mean())[None, :, :, None])
@@ -152,9 +152,9 @@ while True:
         line = f"{k},{time.time() - t0:.1f},{lr:.2e},{m[0]:.5f},{m[1]:.4f}"
         print(line, flush=True); log.write(line + "\n"); log.flush()
     if not saved_mid and frac > a.save_at:
-        write_back(); save_chunks(gen, a.out, "gen", a.chunks); saved_mid = True
+        write_back(); save_chunks(gen, a.out, "gen"); saved_mid = True
         print(f"saved at step {k}", flush=True)
-write_back(); save_chunks(gen, a.out, "gen", a.chunks)
+write_back(); save_chunks(gen, a.out, "gen")
 json.dump({"steps": k, "batch": a.batch, "seconds": time.time() - t0, "args": vars(a), "model": cfg.to_dict()},
           open(os.path.join(a.out, "run.json"), "w"), indent=1)
 print(f"done: {k} steps in {time.time() - t0:.0f}s ({k / (time.time() - t0):.1f} steps/s)", flush=True)
