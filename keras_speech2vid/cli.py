@@ -57,6 +57,8 @@ def _run_export(args):
 
 
 def _add_prepare(sub):
+    from keras_speech2vid.data.prepare import PrepareConfig
+
     p = sub.add_parser("prepare", help="videos -> aligned face tracks + MFCC -> TFRecord shards")
     p.add_argument("inputs", nargs="+", help="video files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="DATA_DIR")
@@ -68,6 +70,13 @@ def _add_prepare(sub):
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--min-track-frames", type=int, default=10)
     p.add_argument("--nosmooth", action="store_true", help="no temporal smoothing of the alignment")
+    p.add_argument("--no-sync", action="store_true",
+                   help="skip stage (ii): SyncNet AV offsets and active-speaker flags (on when SyncNet weights exist)")
+    p.add_argument("--sync-weights", default=None, help="weights folder with a SyncNet (default: the bundled weights)")
+    p.add_argument("--sync-threshold", type=float, default=PrepareConfig().sync_threshold,
+                   help="tracks whose SyncNet confidence is below this are not the speaker (inactive)")
+    p.add_argument("--inactive", choices=("drop", "flag"), default="drop",
+                   help="inactive tracks: the loader skips them (drop) or keeps them, marked (flag)")
     return p
 
 
@@ -84,12 +93,16 @@ def _run_prepare(args):
         raise SystemExit(f"speech2vid prepare: error: --shard must look like i/N. Received: {args.shard!r}")
     speakers = json.loads(open(args.speakers).read()) if args.speakers else None
     config = PrepareConfig(every=args.every, val_fraction=args.val_fraction,
-                           min_track_frames=args.min_track_frames, smooth=not args.nosmooth)
+                           min_track_frames=args.min_track_frames, smooth=not args.nosmooth, sync=not args.no_sync,
+                           sync_weights=args.sync_weights, sync_threshold=args.sync_threshold,
+                           inactive=args.inactive)
     manifest = prepare(args.inputs, args.out, config, shard=(index, count), workers=args.workers,
                        speakers=speakers, val_groups=args.val)
     t = manifest["totals"]
+    inactive = t["train"]["inactive_tracks"] + t["val"]["inactive_tracks"]
     print(f"{args.out}: train {t['train']['videos']} videos / {t['train']['frames']} frames, "
-          f"val {t['val']['videos']} videos / {t['val']['frames']} frames, {len(manifest['skipped'])} skipped")
+          f"val {t['val']['videos']} videos / {t['val']['frames']} frames, {len(manifest['skipped'])} skipped, "
+          f"{inactive} inactive tracks ({'dropped' if config.inactive == 'drop' else 'flagged'})")
 
 
 def _add_train_common(p, default_lr, default_optimizer):
@@ -206,6 +219,67 @@ def _run_train_mouth_expert(args):
     last = record["history"][-1]
     val = f", val aperture r {last['val']['blur1']['aperture_r']:.3f}" if "val" in last else ""
     print(f"{args.out}/mouth_expert.keras: {record['frames']['train']} frames, loss {last['loss']:.4f}{val}")
+
+
+def _add_train_syncnet(sub):
+    p = sub.add_parser("train-syncnet", help="train the AV-sync network (offsets and active speakers in "
+                                             "`prepare`, LSE-D/LSE-C in `evaluate`)")
+    p.add_argument("--data", required=True, help="a folder made by `speech2vid prepare`")
+    p.add_argument("--out", required=True, help="RUN_DIR (re-run the same command to resume)")
+    p.add_argument("--preset", default="small", help="SyncNet preset: small or tiny")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--steps", type=int, default=500, help="steps per epoch")
+    p.add_argument("--spans", type=int, default=8, help="clips per batch")
+    p.add_argument("--span", type=int, default=16, help="consecutive windows per clip")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _run_train_syncnet(args):
+    from keras_speech2vid.training.syncnet import train_syncnet
+
+    record = train_syncnet(args.data, args.out, args.preset, epochs=args.epochs, steps_per_epoch=args.steps,
+                           spans=args.spans, span=args.span, learning_rate=args.lr, seed=args.seed)
+    last = record["history"][-1] if record["history"] else {}
+    val = last.get("val") or {}
+    print(f"{args.out}/syncnet.keras: best epoch {record['best']['epoch']}, val AUC {val.get('auc')}, "
+          f"val offset within 1 frame {val.get('offset_within_1')}")
+
+
+def _add_evaluate_sync(sub):
+    p = sub.add_parser("evaluate-sync", help="SyncNet on real clips: offset recovery, AUC, LSE-D/LSE-C real vs "
+                                             "mismatched audio")
+    p.add_argument("clips", nargs="+", help="talking-face videos (files or folders)")
+    p.add_argument("--speakers", help="JSON clip -> person map, with --people to select clips")
+    p.add_argument("--people", nargs="*", default=None, help="keep only the clips of these people")
+    p.add_argument("--weights", default=None, help="weights folder with a SyncNet (default: the bundled weights)")
+    p.add_argument("--max-offset", type=int, default=10, help="known offsets tried: -N..N frames")
+    p.add_argument("--min-seconds", type=float, default=2.0, help="shorter clips are reported apart")
+    p.add_argument("--out", default=None, help="write the full report as JSON here")
+    return p
+
+
+def _run_evaluate_sync(args):
+    import json
+
+    from keras_speech2vid.data.prepare import find_videos
+    from keras_speech2vid.evaluation.sync_check import format_report, sync_check
+    from keras_speech2vid.sync import SyncNet
+
+    clips = find_videos(args.clips)
+    if args.people is not None:
+        if not args.speakers:
+            raise SystemExit("speech2vid evaluate-sync: error: --people needs --speakers")
+        people = json.loads(open(args.speakers).read())
+        clips = [c for c in clips if people.get(c.stem) in set(args.people)]
+    report = sync_check(clips, SyncNet.load(args.weights), range(-args.max_offset, args.max_offset + 1),
+                        min_seconds=args.min_seconds)
+    if args.out:
+        from keras_speech2vid.io import write_text
+
+        write_text(args.out, json.dumps(report, indent=1) + "\n")
+    print(format_report(report))
 
 
 def _add_model_options(p, batch_default=16):
@@ -367,6 +441,8 @@ COMMANDS = {
     "train": (_add_train, _run_train),
     "train-deblur": (_add_train_deblur, _run_train_deblur),
     "train-mouth-expert": (_add_train_mouth_expert, _run_train_mouth_expert),
+    "train-syncnet": (_add_train_syncnet, _run_train_syncnet),
+    "evaluate-sync": (_add_evaluate_sync, _run_evaluate_sync),
     "export": (_add_export, _run_export),
     "align": (_add_align, _run_align),
     "generate": (_add_generate, _run_generate),

@@ -2,7 +2,8 @@
 
 `ModelConfig` fixes the network topology (spec §2–3); `AudioConfig` the MFCC front end (spec §1).
 Presets: ``paper`` (5 identity images), ``paper_1img`` (1 image) and ``tiny`` (same topology,
-narrow widths, for fast tests).
+narrow widths, for fast tests). `SyncNetConfig` fixes the AV-sync network (`models.syncnet`), with
+presets ``small`` (the shipped one) and ``tiny`` (tests).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ class AudioConfig:
     # "centre": the window's middle MFCC frame sits on the video frame (spec §1.3 H2);
     # "start": the window starts at the frame, as the demo indexes it (H1).
     alignment: str = "centre"
+
+
+def _from_dict(cls, data: dict):
+    """A config dataclass from its `to_dict` (JSON lists back to tuples; unknown keys ignored)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})
 
 
 MOUTH_FILLS = ("grey", "skin")
@@ -102,9 +109,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
-        return cls(**kwargs)
+        return _from_dict(cls, data)
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -128,3 +133,59 @@ def get_config(config: "ModelConfig | str") -> ModelConfig:
     if isinstance(config, str) and config in PRESETS:
         return PRESETS[config]
     raise ValueError(f"Unknown preset. Expected one of {sorted(PRESETS)} or a ModelConfig. Received: {config!r}")
+
+
+@dataclass(frozen=True)
+class SyncNetConfig:
+    """Topology of the SyncNet (`models.syncnet`): two conv stacks, one per stream, to one embedding.
+
+    video_widths / audio_widths: the conv blocks of each stream (each block conv-BN-ReLU, then a pool);
+    hidden: the fc layer before the embedding; embedding: its size (L2-normalised).
+    """
+
+    name: str = "small"
+    video_frames: int = 5  # 0.2 s at 25 fps
+    mfcc_coeffs: int = 12
+    mfcc_frames: int = 20  # 0.2 s at 100 Hz
+    video_widths: tuple[int, ...] = (32, 64, 128, 128)
+    audio_widths: tuple[int, ...] = (32, 64, 128, 128)
+    hidden: int = 256
+    embedding: int = 128
+    bn_momentum: float = 0.99
+    max_shift: int = 15  # offsets searched, frames each way (as syncnet_python's vshift)
+
+    def __post_init__(self):
+        for field in ("video_widths", "audio_widths"):
+            value = getattr(self, field)
+            if len(value) != 4 or any(int(w) < 1 for w in value):
+                raise ValueError(f"{field} needs 4 positive widths. Received: {field}={value}")
+        if self.video_frames < 1 or self.mfcc_frames < 4:
+            raise ValueError(f"video_frames must be >= 1 and mfcc_frames >= 4. Received: "
+                             f"video_frames={self.video_frames}, mfcc_frames={self.mfcc_frames}")
+
+    def replace(self, **changes) -> "SyncNetConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SyncNetConfig":
+        return _from_dict(cls, data)
+
+
+SYNCNET_PRESETS: dict[str, SyncNetConfig] = {
+    "small": SyncNetConfig(),
+    "tiny": SyncNetConfig(name="tiny", video_widths=(8, 8, 16, 16), audio_widths=(8, 8, 16, 16), hidden=32,
+                          embedding=16),
+}
+
+
+def get_syncnet_config(config: "SyncNetConfig | str") -> SyncNetConfig:
+    """Return `config` itself, or the SyncNet preset it names."""
+    if isinstance(config, SyncNetConfig):
+        return config
+    if isinstance(config, str) and config in SYNCNET_PRESETS:
+        return SYNCNET_PRESETS[config]
+    raise ValueError(f"Unknown SyncNet preset. Expected one of {sorted(SYNCNET_PRESETS)} or a SyncNetConfig. "
+                     f"Received: {config!r}")

@@ -1,7 +1,7 @@
 """Weights folders: compact, checksummed, loaded without pickle.
 
 A weights folder holds `manifest.json` and one `.npz` per model. The manifest names each model's
-kind ("generator" or "deblurrer"), its `ModelConfig`, its file and the file's SHA-256. Kernels are
+kind ("generator", "deblurrer" or "syncnet"), its config (`ModelConfig`, or `SyncNetConfig` for a SyncNet), its file and the file's SHA-256. Kernels are
 stored as float16 (halving the size of the 28 M-parameter generator) and loaded as float32; biases
 and BatchNorm statistics stay float32. Files are read with `np.load(allow_pickle=False)`.
 
@@ -21,13 +21,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_speech2vid.config import ModelConfig
+from keras_speech2vid.config import ModelConfig, SyncNetConfig
 from keras_speech2vid.errors import WeightsError
 from keras_speech2vid.io import atomic_path, write_text
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "manifest.json"
-KINDS = ("generator", "deblurrer")
+KINDS = ("generator", "deblurrer", "syncnet")
+GENERATION_KINDS = ("generator", "deblurrer")
 
 
 def default_weights_dir() -> Path:
@@ -43,16 +44,27 @@ def sha256(path) -> str:
 
 
 def _builder(kind: str):
-    from keras_speech2vid.models import build_deblurrer, build_generator
+    from keras_speech2vid.models import build_deblurrer, build_generator, build_syncnet
 
-    return {"generator": build_generator, "deblurrer": build_deblurrer}[kind]
+    return {"generator": build_generator, "deblurrer": build_deblurrer, "syncnet": build_syncnet}[kind]
 
 
-def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelConfig]], extra: dict | None = None) -> Path:
-    """Write `models` {name: (kind, model, config)} as a compact weights folder; returns the manifest path."""
+def _config_class(kind: str):
+    return SyncNetConfig if kind == "syncnet" else ModelConfig
+
+
+def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelConfig | SyncNetConfig]],
+                     extra: dict | None = None, keep: bool = False) -> Path:
+    """Write `models` {name: (kind, model, config)} as a compact weights folder; returns the manifest path.
+
+    With `keep`, the models already listed in the folder's manifest stay (a model of the same name is replaced).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"format": "keras_speech2vid-weights-1", "models": {}, **(extra or {})}
+    manifest = {"format": "keras_speech2vid-weights-1", "models": {}}
+    if keep and (out_dir / MANIFEST).is_file():
+        manifest = read_manifest(out_dir)
+    manifest.update(extra or {})
     for name, (kind, model, config) in models.items():
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}. Received: kind={kind!r}")
@@ -90,7 +102,9 @@ def _load_npz_model(weights_dir: Path, name: str, entry: dict) -> tuple[keras.Mo
         raise WeightsError(f"{path}: truncated or altered ({path.stat().st_size} bytes, expected {entry['bytes']})")
     if sha256(path) != entry["sha256"]:
         raise WeightsError(f"{path}: SHA-256 checksum mismatch (corrupt or altered file)")
-    config = ModelConfig.from_dict(entry["config"])
+    if entry.get("kind") not in KINDS:
+        raise WeightsError(f"{weights_dir / MANIFEST}: model {name!r} has unknown kind {entry.get('kind')!r}")
+    config = _config_class(entry["kind"]).from_dict(entry["config"])
     model = _builder(entry["kind"])(config)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -121,8 +135,8 @@ def load_keras_file(path) -> keras.Model:
         raise WeightsError(f"{path}: unreadable Keras file ({type(e).__name__}: {e})") from None
 
 
-def load_weights_dir(weights_dir=None) -> dict[str, tuple[str, keras.Model, ModelConfig | None]]:
-    """Load every model of a weights folder: {name: (kind, model, config)}.
+def load_weights_dir(weights_dir=None, kinds=None) -> dict[str, tuple[str, keras.Model, ModelConfig | None]]:
+    """Load the models of a weights folder (those of `kinds`, default all): {name: (kind, model, config)}.
 
     Compact folders are checked against their SHA-256 before loading. A folder of `.keras` files
     (training output) yields `generator` and, when present, `deblurrer`.
@@ -130,7 +144,7 @@ def load_weights_dir(weights_dir=None) -> dict[str, tuple[str, keras.Model, Mode
     weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
     if weights_dir.is_dir() and not (weights_dir / MANIFEST).exists() and (weights_dir / "generator.keras").exists():
         out = {}
-        for kind in KINDS:
+        for kind in kinds or KINDS:
             path = weights_dir / f"{kind}.keras"
             if path.exists():
                 out[kind] = (kind, load_keras_file(path), None)
@@ -139,14 +153,16 @@ def load_weights_dir(weights_dir=None) -> dict[str, tuple[str, keras.Model, Mode
     models = manifest.get("models") or {}
     if not models:
         raise WeightsError(f"{weights_dir / MANIFEST}: lists no models")
-    return {name: (entry["kind"], *_load_npz_model(weights_dir, name, entry)) for name, entry in models.items()}
+    return {name: (entry["kind"], *_load_npz_model(weights_dir, name, entry)) for name, entry in models.items()
+            if kinds is None or entry.get("kind") in kinds}
 
 
-def pack_runs(run_dirs, out_dir, extra: dict | None = None) -> Path:
+def pack_runs(run_dirs, out_dir, extra: dict | None = None, keep: bool = False) -> Path:
     """Turn training RUN_DIRs (each `<task>.keras` + `run.json`) into one compact weights folder.
 
     A 5-image generator is stored as "generator", a 1-image one as "generator_1img", a deblurrer
-    as "deblurrer". Returns the manifest path.
+    as "deblurrer", a SyncNet (`train-syncnet`) as "syncnet". With `keep`, models already in OUT that
+    the runs do not replace stay. Returns the manifest path.
     """
     models = {}
     for run_dir in map(Path, run_dirs):
@@ -155,10 +171,12 @@ def pack_runs(run_dirs, out_dir, extra: dict | None = None) -> Path:
             raise WeightsError(f"{run_dir}: not a training run folder (no run.json)")
         run = json.loads(path.read_text())
         kind = run["task"]
-        config = ModelConfig.from_dict(run["model"])
+        if kind not in KINDS:
+            raise WeightsError(f"{path}: unknown task {kind!r}")
+        config = _config_class(kind).from_dict(run["model"])
         model = load_keras_file(run_dir / f"{kind}.keras")
-        name = kind if kind == "deblurrer" or config.identity_images != 1 else "generator_1img"
+        name = kind if kind != "generator" or config.identity_images != 1 else "generator_1img"
         if name in models:
             raise WeightsError(f"{run_dir}: a second {name} among the runs")
         models[name] = (kind, model, config)
-    return save_weights_dir(out_dir, models, extra)
+    return save_weights_dir(out_dir, models, extra, keep=keep)

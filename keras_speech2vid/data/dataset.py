@@ -6,7 +6,9 @@
 * targets: every `every`-th frame of each track (frame index divisible by `every`), as the 109×109
   crop [1:110] of the aligned face (spec §4.6), float in [0, 1];
 * the target's MFCC window: `audio.gather_windows` on the video's padded MFCC with the front end's
-  alignment convention and the video's ``av_offset`` from the manifest;
+  alignment convention and the video's ``av_offset`` from the manifest (SyncNet's, see `prepare`);
+* tracks that SyncNet marked inactive (``"active": false``: the face is not the speaker) are skipped
+  when the manifest says ``"inactive": "drop"`` (prepare's default);
 * n identity frames from the same track, at least `min_identity_distance` frames away from the
   target (the paper's Figure 7). On a track too short for that, the farthest frames available are
   used instead (distance min(d, max reachable)); frames may repeat when the track has fewer than n
@@ -98,6 +100,15 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
                                             [float(v.get("av_offset", 0.0)) for v in videos],
                                             key_dtype=tf.string, value_dtype=tf.float32), 0.0)
     base_seed = 0 if seed is None else int(seed)
+    dropped = [f"{v['video_id']}/{t['track']}" for v in videos for t in v["tracks"]
+               if manifest.get("inactive", "drop") == "drop" and t.get("active") is False]
+    drop = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(dropped or ["/"], [True] * len(dropped) or [False],
+                                            key_dtype=tf.string, value_dtype=tf.bool), False)
+
+    def kept(track):
+        return tf.logical_not(drop.lookup(tf.strings.join([track["video_id"], tf.strings.as_string(track["track"])],
+                                                          "/")))
 
     def samples_of_track(track):
         # (track, position) for every target position of the track
@@ -130,7 +141,7 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
         ds = ds.shuffle(len(files), seed=base_seed, reshuffle_each_iteration=True)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
                        deterministic=True if seed is not None else None)
-    ds = ds.map(parse_track, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(parse_track, num_parallel_calls=tf.data.AUTOTUNE).filter(kept)
     ds = ds.flat_map(samples_of_track)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)

@@ -21,9 +21,14 @@ Splits are by video, or by speaker when a speaker map is given — never by fram
 video) goes to validation when it is listed in `val_groups`, or else when its stable hash falls
 below `val_fraction`.
 
-Each video has an ``av_offset`` (seconds, positive = audio later, default 0) in the manifest; the
-loader reads it from there, so an AV-sync correction (SyncNet in the paper) is applied by editing
-the manifest, without re-preparing.
+Stage (ii), AV sync and active speaker (the paper's SyncNet step), runs when SyncNet weights exist
+(the bundled ones, or `sync_weights`) unless ``sync=False``: each track gets ``sync`` (`sync.SyncResult`:
+offset in frames within ±15, confidence, min distance) and ``active`` (confidence ≥ `sync_threshold`).
+The video's ``av_offset`` (seconds, positive = audio later) is then the offset of its most confident
+active track (0 when none); the loader reads it from the manifest and skips inactive tracks when
+``inactive="drop"`` (the default; "flag" keeps them, marked). A re-run measures finished videos that lack
+a measurement by this SyncNet (its checksum is recorded), without re-preparing them. An offset edited into
+the manifest by hand (one that differs from the measured one) is kept by later runs.
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ class PrepareConfig:
     min_track_frames: int = 10  # shorter tracks are dropped
     jpeg_quality: int = JPEG_QUALITY
     smooth: bool = True  # temporal smoothing of the alignment (face.track)
+    sync: bool = True  # stage (ii) when SyncNet weights exist
+    sync_weights: str | None = None  # weights folder with a "syncnet" (None: the bundled weights)
+    # tracks below this confidence are not the speaker: real clips of our validation people score
+    # 0.08–0.47, the same clips with another clip's audio 0.00–0.04 (`speech2vid evaluate-sync`)
+    sync_threshold: float = 0.05
+    inactive: str = "drop"  # what the loader does with inactive tracks: "drop" or "flag" (keep, marked)
+
+    def __post_init__(self):
+        if self.inactive not in ("drop", "flag"):
+            raise ValueError(f"inactive must be 'drop' or 'flag'. Received: inactive={self.inactive!r}")
 
 
 def stable_hash(text: str) -> float:
@@ -128,12 +143,84 @@ def _encode_jpeg(face: np.ndarray, quality: int) -> bytes:
     return data.tobytes()
 
 
+_SYNCNETS: dict = {}  # one SyncNet per worker process and weights folder
+
+
+def _syncnet(config: PrepareConfig):
+    """The SyncNet stage (ii) uses, or None (off, or no weights)."""
+    if not config.sync:
+        return None
+    key = config.sync_weights
+    if key not in _SYNCNETS:
+        from keras_speech2vid.sync import SyncNet
+
+        _SYNCNETS[key] = SyncNet.find(config.sync_weights)
+    return _SYNCNETS[key]
+
+
+def _syncnet_id(config: PrepareConfig) -> str | None:
+    """The SHA-256 of the SyncNet weights file: a measurement by other weights is redone."""
+    from keras_speech2vid.weights import default_weights_dir, read_manifest
+
+    folder = Path(config.sync_weights) if config.sync_weights else default_weights_dir()
+    entries = [m for m in read_manifest(folder).get("models", {}).values() if m.get("kind") == "syncnet"]
+    return entries[0]["sha256"] if entries else None
+
+
+def sync_entry(entry: dict, crops: dict, mfcc: np.ndarray, config: PrepareConfig) -> dict:
+    """Stage (ii) on a video's entry: `crops` {track: (frame indices, (T, 48, 80) sync crops)}."""
+    syncnet = _syncnet(config)
+    if syncnet is None:
+        return entry
+    for track in entry["tracks"]:
+        indices, grey = crops[track["track"]]
+        result = syncnet.estimate(grey, indices, mfcc, entry["fps"])
+        track["sync"] = None if result is None else result.to_dict()
+    entry["sync_model"] = _syncnet_id(config)
+    return apply_sync(entry, config.sync_threshold)
+
+
+def apply_sync(entry: dict, threshold: float) -> dict:
+    """Mark each measured track active or not, and set the video's measured offset (see module doc)."""
+    measured = [t for t in entry["tracks"] if "sync" in t]
+    if not measured:
+        return entry
+    best = None
+    for track in measured:
+        result = track["sync"]
+        track["active"] = bool(result is not None and result["confidence"] >= threshold)
+        if track["active"] and (best is None or result["confidence"] > best["confidence"]):
+            best = result
+    entry["sync_threshold"] = threshold
+    measured_offset = 0.0 if best is None else best["offset"] / entry["fps"]
+    if entry.get("av_offset", 0.0) == entry.get("av_offset_measured", 0.0):  # not edited by hand
+        entry["av_offset"] = measured_offset
+    entry["av_offset_measured"] = measured_offset
+    return entry
+
+
+def _sync_finished(out_dir: Path, entry: dict, config: PrepareConfig) -> dict:
+    """Stage (ii) for a video prepared earlier, from its shard."""
+    import tensorflow as tf
+
+    from keras_speech2vid.data.dataset import parse_track
+    from keras_speech2vid.sync import sync_crop
+
+    crops, mfcc = {}, None
+    for track in tf.data.TFRecordDataset(str(out_dir / entry["record"])).map(parse_track):
+        mfcc = track["mfcc"].numpy()
+        faces = [sync_crop(tf.io.decode_jpeg(j, channels=3).numpy()) for j in track["frames"].numpy()]
+        crops[int(track["track"])] = (track["frame_index"].numpy(), np.stack(faces))
+    return sync_entry(entry, crops, mfcc, config)
+
+
 def prepare_video(path: Path, out_dir: Path, config: PrepareConfig) -> dict:
     """Prepare one video; returns its manifest entry. Raises Speech2VidError to skip it."""
     import tensorflow as tf
 
     from keras_speech2vid import audio, io
     from keras_speech2vid.face.track import TrackConfig, track_video
+    from keras_speech2vid.sync import sync_crop
 
     vid = video_id(path)
     info = io.probe(path)
@@ -142,16 +229,18 @@ def prepare_video(path: Path, out_dir: Path, config: PrepareConfig) -> dict:
     fps = info.fps or 25.0
     waveform = io.decode_audio(path)
     mfcc = audio.padded_mfcc(waveform).numpy()  # (12, F)
-    tracks: dict[int, tuple[list[int], list[bytes]]] = {}
+    tracks: dict[int, tuple[list[int], list[bytes], list[np.ndarray]]] = {}
     frames_total = frames_with_face = 0
     for frame, rec in track_video(path, config=TrackConfig(smooth=config.smooth)):
         frames_total += 1
         if not rec.has_face:
             continue
         frames_with_face += 1
-        indices, jpegs = tracks.setdefault(rec.track, ([], []))
+        indices, jpegs, grey = tracks.setdefault(rec.track, ([], [], []))
+        face = rec.crop(frame)
         indices.append(rec.index)
-        jpegs.append(_encode_jpeg(rec.crop(frame), config.jpeg_quality))
+        jpegs.append(_encode_jpeg(face, config.jpeg_quality))
+        grey.append(sync_crop(face))
     kept = {t: v for t, v in tracks.items() if len(v[0]) >= config.min_track_frames}
     if frames_total == 0:
         raise Speech2VidError(f"{path}: no decodable frames")
@@ -162,9 +251,9 @@ def prepare_video(path: Path, out_dir: Path, config: PrepareConfig) -> dict:
 
     with atomic_path(record) as tmp:
         with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for t, (indices, jpegs) in sorted(kept.items()):
+            for t, (indices, jpegs, _) in sorted(kept.items()):
                 writer.write(track_example(vid, t, indices, jpegs, fps, mfcc))
-    return {
+    entry = {
         "video_id": vid, "file": str(path), "record": f"records/{vid}.tfrecord", "fps": fps,
         "frames": frames_total, "frames_with_face": frames_with_face,
         "frames_kept": int(sum(len(v[0]) for v in kept.values())),
@@ -172,12 +261,15 @@ def prepare_video(path: Path, out_dir: Path, config: PrepareConfig) -> dict:
                    for t, v in sorted(kept.items())],
         "duration": info.duration, "audio_seconds": len(waveform) / 16000.0, "av_offset": 0.0,
     }
+    return sync_entry(entry, {t: (np.asarray(v[0]), np.stack(v[2])) for t, v in kept.items()}, mfcc, config)
 
 
 def _job(args) -> tuple[str, dict]:
-    path, out_dir, config = args
+    path, out_dir, config, finished = args
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        if finished is not None:
+            return "ok", _sync_finished(Path(out_dir), finished, config)
         return "ok", prepare_video(Path(path), Path(out_dir), config)
     except Speech2VidError as e:
         return "skipped", {"video_id": video_id(Path(path)), "file": str(path), "reason": str(e)}
@@ -203,6 +295,7 @@ def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None =
         if entry.get("status") == "skipped":
             skipped.append({"file": entry["file"], "reason": entry["reason"]})
             continue
+        apply_sync(entry, config.sync_threshold)
         group = speakers.get(entry["video_id"], entry["video_id"])
         entry["speaker"] = speakers.get(entry["video_id"])
         entry["split"] = split_of(group, config.val_fraction, val_groups)
@@ -210,18 +303,23 @@ def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None =
     old = {}
     if (out_dir / "manifest.json").exists():
         old = {v["video_id"]: v for v in json.loads((out_dir / "manifest.json").read_text()).get("videos", [])}
-    for v in videos:  # keep AV offsets that were edited into the manifest
-        if v["video_id"] in old:
-            v["av_offset"] = old[v["video_id"]].get("av_offset", 0.0)
+    for v in videos:  # keep AV offsets that were edited into the manifest (they differ from the measured one)
+        before = old.get(v["video_id"], {})
+        if "av_offset" in before and before["av_offset"] != before.get("av_offset_measured", 0.0):
+            v["av_offset"] = before["av_offset"]
+            v["av_offset_edited"] = True
     manifest = {
         "format": "keras_speech2vid-data-1",
         "every": config.every,
+        "inactive": config.inactive,
         "split_by": "speaker" if speakers else "video",
         "videos": videos,
         "skipped": skipped,
         "totals": {
             split: {"videos": sum(v["split"] == split for v in videos),
                     "tracks": sum(len(v["tracks"]) for v in videos if v["split"] == split),
+                    "inactive_tracks": sum(t.get("active") is False for v in videos if v["split"] == split
+                                           for t in v["tracks"]),
                     "frames": sum(v["frames_kept"] for v in videos if v["split"] == split)}
             for split in ("train", "val")
         },
@@ -251,8 +349,17 @@ def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), 
         ids[video_id(v)] = v
     mine = [v for v in videos if int(stable_hash("shard:" + video_id(v)) * 1e9) % count == index]
     todo = [v for v in mine if not (out_dir / "videos" / f"{video_id(v)}.json").exists()]
-    log.info("%d videos, %d in shard %d/%d, %d to do", len(videos), len(mine), index, count, len(todo))
-    jobs = [(str(v), str(out_dir), config) for v in todo]
+    jobs = [(str(v), str(out_dir), config, None) for v in todo]
+    if _syncnet(config) is not None:  # finished videos not yet measured by this SyncNet
+        sync_id = _syncnet_id(config)
+        for v in mine:
+            done = out_dir / "videos" / f"{video_id(v)}.json"
+            if v not in todo and done.exists():
+                entry = json.loads(done.read_text())
+                if entry.get("status") != "skipped" and entry.get("sync_model") != sync_id:
+                    jobs.append((str(v), str(out_dir), config, entry))
+    log.info("%d videos, %d in shard %d/%d, %d to do, %d to measure", len(videos), len(mine), index, count,
+             len(todo), len(jobs) - len(todo))
     results: Iterable
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp

@@ -33,7 +33,10 @@ Protocol, per clip
      the mouth box; LMD of the 20 mouth landmarks (dlib on both faces, 112 coordinates); the Pearson r of
      the generated and true mouth-aperture series over the scored frames (0 where undefined: a constant
      series such as the static baseline's); the estimated AV offset, the lag within ±``max_lag`` frames
-     (at most half the series) that maximises that correlation.
+     (at most half the series) that maximises that correlation. With a SyncNet (the bundled one by default),
+     LSE-D and LSE-C (`keras_speech2vid.sync`: min mean distance and confidence over ±15 frames) of every
+     method's scored frames against the clip's own audio, and of the real frames ("real"). These come from
+     this package's SyncNet: they are not comparable with numbers computed with the original network.
 
 Self-check (``self_check=True``): the ground truth itself is passed in as the "model" output (no weights
 needed; the mismatched baseline is left out as it needs a model). It must give PSNR +inf, SSIM 1, LMD 0,
@@ -77,6 +80,7 @@ class EvalConfig:
     mouth_margin: float = M.MOUTH_MARGIN
     min_frames: int = 3  # scored frames a clip needs
     deblur: bool = True
+    sync: bool = True  # LSE-D / LSE-C when a SyncNet is available
 
     def __post_init__(self):
         checks = {
@@ -245,8 +249,16 @@ def _generated_frames(s2v, engine, identity, wave, frames, fps, deblur: bool):
     return engine.iter_frames([np.asarray(windows, np.float32)], identity, deblur)
 
 
+def _lse(syncnet, grey: list, frames, mfcc, fps) -> dict | None:
+    """LSE-D, LSE-C and SyncNet's offset of grey sync crops at consecutive frame indices."""
+    result = syncnet.estimate(np.stack(grey), np.asarray(frames, np.int64), mfcc, fps) if grey else None
+    if result is None:
+        return None
+    return {"lse_d": result.min_distance, "lse_c": result.confidence, "sync_offset": result.offset}
+
+
 def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=None, mismatch_wave=None,
-                  self_check: bool = False) -> dict:
+                  self_check: bool = False, syncnet=None) -> dict:
     """Score one tracked clip (see the module doc). Returns the clip's report entry.
 
     Args:
@@ -258,6 +270,7 @@ def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=No
     """
     from keras_speech2vid.face import target_crop
     from keras_speech2vid.inference import fit_faces
+    from keras_speech2vid.sync import sync_crop
 
     if s2v is None and not self_check:
         raise ValueError("evaluate_clip needs a Speech2Vid model unless self_check=True")
@@ -291,11 +304,14 @@ def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=No
         sources["mismatched"] = _generated_frames(s2v, engine, identity, mismatch_wave, frames, faces.fps,
                                                   bool(config.deblur))
     model_grey, effect = [], None  # grey model frames, to measure what the mismatched audio changes
+    sync_crops: dict[str, list] = {}
     for name, source in sources.items():
         scorer = scorers[name] = _Scorer(box)
         other_grey = []
         for k, face in enumerate(source):
             scorer.add(face, truth[k], truth_points[k], static_landmarks if name == "static" else None)
+            if syncnet is not None:
+                sync_crops.setdefault(name, []).append(sync_crop(face))
             if name in ("model", "mismatched") and not self_check:
                 (model_grey if name == "model" else other_grey).append(M.grey(face))
         if name == "mismatched":
@@ -305,6 +321,14 @@ def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=No
             raise Speech2VidError(f"{faces.path}: {name} gave {len(scorer.aperture)} frames, expected {len(frames)}")
 
     methods = {name: s.summary(truth_aperture, config.max_lag) for name, s in scorers.items()}
+    real = None
+    if syncnet is not None:
+        from keras_speech2vid import audio as A
+
+        mfcc = A.padded_mfcc(wave).numpy()
+        for name in methods:
+            methods[name].update(_lse(syncnet, sync_crops[name], frames, mfcc, faces.fps) or {})
+        real = _lse(syncnet, [sync_crop(face) for face in truth], frames, mfcc, faces.fps)
     lag_table = {name: {str(lag): r for lag, (r, _) in M.lag_correlations(s.aperture, truth_aperture,
                                                                           config.max_lag).items()}
                  for name, s in scorers.items()}
@@ -321,6 +345,7 @@ def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=No
         "max_lag": M.max_lag_for(len(frames), config.max_lag),
         "truth_landmarks_detected": float(np.mean([d for _, d in truth_landmarks])),
         "methods": methods,
+        "real": real,
         "audio_effect": effect,
         "series": {
             "frame": [int(t) for t in frames],
@@ -348,13 +373,23 @@ def overall(clips: Sequence[dict]) -> dict:
         summary["av_offset"] = float(np.mean(offsets)) if offsets else None
         summary["av_offset_abs"] = float(np.mean(np.abs(offsets))) if offsets else None
         summary["landmarks_detected"] = float(np.mean([c["methods"][name]["landmarks_detected"] for c in entries]))
+        summary.update(_mean_lse([c["methods"][name] for c in entries]))
         out[name] = summary
+    real = _mean_lse([c["real"] for c in clips if c.get("real")])
+    if real:
+        out["real"] = {"clips": sum(bool(c.get("real")) for c in clips), **real}
     effects = [c["audio_effect"] for c in clips if c.get("audio_effect")]
     if effects and "mismatched" in out:  # frame-weighted, as the frame metrics
         frames = sum(e["frames"] for e in effects)
         out["mismatched"]["audio_effect"] = {k: sum(e[k] * e["frames"] for e in effects) / frames
                                              for k in ("mouth", "rest")}
     return out
+
+
+def _mean_lse(entries: Sequence[dict]) -> dict:
+    """Clip means of LSE-D and LSE-C over the entries that have them."""
+    have = [e for e in entries if "lse_d" in e]
+    return {k: float(np.mean([e[k] for e in have])) for k in ("lse_d", "lse_c")} if have else {}
 
 
 def _unique_names(paths: Sequence[Path]) -> list[str]:
@@ -397,6 +432,11 @@ def run_evaluation(clips: Sequence, config: EvalConfig | None = None, s2v=None, 
         from keras_speech2vid.inference import Speech2Vid
 
         s2v = Speech2Vid.load(weights, **({} if batch_size is None else {"batch_size": int(batch_size)}))
+    syncnet = None
+    if config.sync:
+        from keras_speech2vid.sync import SyncNet
+
+        syncnet = (SyncNet.find(weights) if weights is not None else None) or SyncNet.find(None)
     names = _unique_names(paths)
     results, skipped = [], []
     for index, path in enumerate(paths):
@@ -404,7 +444,7 @@ def run_evaluation(clips: Sequence, config: EvalConfig | None = None, s2v=None, 
         try:
             faces = read_clip(path, config.max_seconds)
             entry = evaluate_clip(faces, waves[index], config, s2v=s2v, mismatch_wave=mismatch,
-                                  self_check=self_check)
+                                  self_check=self_check, syncnet=syncnet)
         except MediaError:
             raise
         except Speech2VidError as e:  # no face track, or too short a track: noted, the others go on
@@ -435,6 +475,8 @@ def run_evaluation(clips: Sequence, config: EvalConfig | None = None, s2v=None, 
             "mouth_box_109": dict(zip(("top", "bottom", "left", "right"), M.mouth_box(config.mouth_margin))),
             "alignment": None if s2v is None else (s2v.alignment or s2v.audio_config.alignment),
             "deblurrer": None if s2v is None else s2v.deblurrer is not None,
+            "syncnet": None if syncnet is None else "this package's SyncNet (LSE-D/LSE-C not comparable with "
+                                                     "the original network's)",
         },
         "clips": results,
         "skipped": skipped,

@@ -23,7 +23,8 @@ import numpy as np
 
 from keras_speech2vid.io import write_png, write_text
 
-COLORS = {"truth": (20, 20, 20), "model": (31, 119, 180), "static": (150, 150, 150), "mismatched": (255, 127, 14)}
+COLORS = {"truth": (20, 20, 20), "model": (31, 119, 180), "static": (150, 150, 150), "mismatched": (255, 127, 14),
+          "real": (44, 160, 44)}
 METRIC_LABELS = (  # key, column title, format, fixed plot range (None: from the values)
     ("psnr", "PSNR (dB)", "{:.2f}", None),
     ("ssim", "SSIM", "{:.4f}", (0.0, 1.0)),
@@ -31,6 +32,8 @@ METRIC_LABELS = (  # key, column title, format, fixed plot range (None: from the
     ("ssim_mouth", "mouth SSIM", "{:.4f}", (0.0, 1.0)),
     ("lmd", "LMD (px)", "{:.2f}", None),
     ("aperture_r", "aperture r", "{:.3f}", (-1.0, 1.0)),
+    ("lse_d", "LSE-D", "{:.3f}", None),
+    ("lse_c", "LSE-C", "{:.3f}", None),
 )
 
 
@@ -142,6 +145,9 @@ def markdown(report: dict) -> str:
              f"r = Pearson correlation with the truth over time; AV offset: the lag (±{p['max_lag']} frames) with "
              "the best r, positive = generated later.", "",
              "\\* r undefined (a constant series), reported as 0.", "",
+             "LSE-D / LSE-C: SyncNet's min mean distance and confidence against the clip's own audio (lower D, "
+             "higher C: better sync); \"real\" is the real video. Computed with this package's SyncNet "
+             "(`models.syncnet`): not comparable with numbers from the original SyncNet.", "",
              "## Overall", "",
              "Frame metrics averaged over all scored frames; aperture r and AV offset averaged over clips.", ""]
     lines += _table(report["overall"])
@@ -155,7 +161,7 @@ def markdown(report: dict) -> str:
                   f"{s['start']}–{s['stop'] - 1} ({s['count']}); truth landmarks found on "
                   f"{100 * clip['truth_landmarks_detected']:.0f} % of them"
                   + (f"; mismatched audio: {clip['mismatch_audio']}" if clip.get("mismatch_audio") else "") + ".", ""]
-        lines += _table(clip["methods"])
+        lines += _table({**clip["methods"], **({"real": clip["real"]} if clip.get("real") else {})})
         lines += _audio_effect_line(clip.get("audio_effect"))
         lines += ["", f"![aperture]({clip['name']}_aperture.png) ![metrics]({clip['name']}_metrics.png)", ""]
     if report["skipped"]:

@@ -41,9 +41,9 @@ def load_models(weights_dir):
     """(generator, deblurrer or None) from a weights folder (`keras_speech2vid.weights.load_weights_dir`)."""
     import keras_speech2vid.models  # noqa: F401 - registers the custom layers before any .keras load
     from keras_speech2vid.errors import WeightsError
-    from keras_speech2vid.weights import load_weights_dir
+    from keras_speech2vid.weights import GENERATION_KINDS, load_weights_dir
 
-    models = load_weights_dir(weights_dir)
+    models = load_weights_dir(weights_dir, kinds=GENERATION_KINDS)
     by_kind = {}
     for kind, model, _ in models.values():
         by_kind.setdefault(kind, model)

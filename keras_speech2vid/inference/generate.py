@@ -508,7 +508,7 @@ class Speech2Vid:
           WeightsError: the folder is missing, unreadable, corrupt, or holds no generator; for the
             bundled folder, that no trained weights are bundled yet.
         """
-        from keras_speech2vid.weights import MANIFEST, default_weights_dir, load_weights_dir
+        from keras_speech2vid.weights import GENERATION_KINDS, MANIFEST, default_weights_dir, load_weights_dir
 
         folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
         if weights_dir is None and not (folder / MANIFEST).exists() and not (folder / "generator.keras").exists():
@@ -517,7 +517,7 @@ class Speech2Vid:
         if folder.exists() and not folder.is_dir():
             raise WeightsError(f"{folder}: not a weights folder (a file)")
         try:
-            models = load_weights_dir(folder)
+            models = load_weights_dir(folder, kinds=GENERATION_KINDS)
         except PermissionError as e:
             raise WeightsError(f"{folder}: unreadable weights folder ({e.strerror})") from None
         generators = [m for kind, m, _ in models.values() if kind == "generator"]

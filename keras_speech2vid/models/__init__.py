@@ -7,10 +7,12 @@ from keras_speech2vid.models.generator import build_generator, get_submodels
 from keras_speech2vid.models.identity_encoder import IDENTITY_OUTPUTS, build_identity_encoder
 from keras_speech2vid.models.layers import MouthMask, SilenceMask, UpSamp2
 from keras_speech2vid.models.mouth_expert import build_mouth_expert
+from keras_speech2vid.models.syncnet import SYNC_BOX, build_syncnet, build_syncnet_audio, build_syncnet_video
 
 __all__ = [
     "IDENTITY_OUTPUTS",
     "MouthMask",
+    "SYNC_BOX",
     "SilenceMask",
     "UpSamp2",
     "build_audio_encoder",
@@ -19,5 +21,8 @@ __all__ = [
     "build_generator",
     "build_identity_encoder",
     "build_mouth_expert",
+    "build_syncnet",
+    "build_syncnet_audio",
+    "build_syncnet_video",
     "get_submodels",
 ]
