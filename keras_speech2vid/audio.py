@@ -70,6 +70,7 @@ Public functions
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -369,3 +370,54 @@ def audio_windows(waveform, fps=25.0, alignment: str | None = None, offset=0.0,
         raise ValueError(f"waveform must be (..., samples). Received: shape={x.shape}")
     num_samples = tf.shape(x, out_type=tf.int64)[-1]
     return windows(padded_mfcc(x, c), fps, num_samples=num_samples, alignment=alignment, offset=offset, config=c)
+
+
+# --------------------------------------------------------------------------------------------
+# Windows in chunks (NumPy out; bounded memory for long audio)
+
+CHUNK_FRAMES = 1000  # video frames of MFCC windows computed at a time (40 s at 25 fps)
+
+
+def _padded_segment(wave: np.ndarray, start: int, stop: int, pad: int) -> np.ndarray:
+    """Samples [start, stop) of the waveform with `pad` zeros on each side (without building it)."""
+    out = np.zeros(max(0, stop - start), dtype=np.float32)
+    lo, hi = max(start - pad, 0), min(stop - pad, len(wave))
+    if hi > lo:
+        out[lo + pad - start:hi + pad - start] = wave[lo:hi]
+    return out
+
+
+def iter_audio_windows(wave: np.ndarray, fps: float = 25.0, alignment: str | None = None, offset: float = 0.0,
+                       config: AudioConfig | None = None, chunk_frames: int = CHUNK_FRAMES,
+                       num_frames: int | None = None) -> Iterator[np.ndarray]:
+    """The network inputs of every video frame, in chunks: yields (n, 12, 35, 1) float32 arrays.
+
+    The same windows as `keras_speech2vid.audio.audio_windows(wave, fps, alignment, offset)` (to float
+    rounding), but only ``chunk_frames`` frames' worth of MFCC exists at a time. Each chunk takes the
+    padded MFCC columns its windows need from a slice of the padded waveform that starts one MFCC hop
+    early (so the pre-emphasis of its first kept frame sees the true previous sample); columns outside
+    the padded MFCC are zeros, as `gather_windows` reads them.
+
+    Args:
+      num_frames: how many frames to produce (default: `audio.num_video_frames` of the waveform).
+    """
+    c = config or AudioConfig()
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1. Received: chunk_frames={chunk_frames}")
+    n = len(wave)
+    total = num_video_frames(n, fps, alignment, c) if num_frames is None else int(num_frames)
+    pad = int(round(c.pad_seconds * c.sample_rate))
+    num_mfcc = num_mfcc_frames(n, padded=True, config=c)
+    width = c.window_frames
+    for k0 in range(0, total, chunk_frames):
+        k1 = min(total, k0 + chunk_frames)
+        starts = np.asarray(window_starts(np.arange(k0, k1), fps, alignment, offset, c), dtype=np.int64)
+        j0, j1 = int(starts.min()), int(starts.max()) + width
+        cols = np.zeros((c.num_coeffs, j1 - j0), dtype=np.float32)
+        a, b = max(j0, 0), min(j1, num_mfcc)
+        if b > a:
+            lead = 1 if a > 0 else 0
+            seg = _padded_segment(wave, c.frame_step * (a - lead), c.frame_step * (b - 1) + c.frame_length, pad)
+            cols[:, a - j0:b - j0] = mfcc(seg, c).numpy()[:, lead:]
+        index = (starts - j0)[:, None] + np.arange(width)[None, :]  # (n, 35)
+        yield np.ascontiguousarray(np.transpose(cols[:, index], (1, 0, 2))[..., None])

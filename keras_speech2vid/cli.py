@@ -257,6 +257,7 @@ def _add_evaluate_sync(sub):
     p.add_argument("--max-offset", type=int, default=10, help="known offsets tried: -N..N frames")
     p.add_argument("--min-seconds", type=float, default=2.0, help="shorter clips are reported apart")
     p.add_argument("--out", default=None, help="write the full report as JSON here")
+    p.add_argument("--plots", default=None, help="folder for one distance-by-shift plot per clip")
     return p
 
 
@@ -274,7 +275,7 @@ def _run_evaluate_sync(args):
         people = json.loads(open(args.speakers).read())
         clips = [c for c in clips if people.get(c.stem) in set(args.people)]
     report = sync_check(clips, SyncNet.load(args.weights), range(-args.max_offset, args.max_offset + 1),
-                        min_seconds=args.min_seconds)
+                        min_seconds=args.min_seconds, plots=args.plots)
     if args.out:
         from keras_speech2vid.io import write_text
 
@@ -400,6 +401,7 @@ def _add_evaluate(sub):
     p.add_argument("--self-check", action="store_true",
                    help="score the ground truth as if generated (no model): must give PSNR inf, LMD 0, r 1")
     p.add_argument("--no-deblur", action="store_true", help="skip the deblurring network")
+    p.add_argument("--no-sync", action="store_true", help="skip LSE-D / LSE-C (SyncNet)")
     p.add_argument("--batch-size", type=int, default=16, help="frames per model call (default: 16)")
     return p
 
@@ -410,7 +412,7 @@ def _run_evaluate(args):
 
     try:
         config = EvalConfig(identity_frames=args.identity_frames, guard=args.guard, max_seconds=args.max_seconds,
-                            max_lag=args.max_lag, deblur=not args.no_deblur)
+                            max_lag=args.max_lag, deblur=not args.no_deblur, sync=not args.no_sync)
     except ValueError as e:
         raise Speech2VidError(str(e)) from None
     if args.batch_size < 1:
@@ -418,22 +420,27 @@ def _run_evaluate(args):
     report = evaluate(args.clips, args.outdir, config, weights=args.weights, self_check=args.self_check,
                       log=lambda line: print(line, file=sys.stderr), batch_size=args.batch_size)
     for name, m in report["overall"].items():
+        lse = f"  LSE-D {m['lse_d']:.3f}  LSE-C {m['lse_c']:.3f}" if "lse_d" in m else ""
+        if "psnr" not in m:  # the real clips: sync figures only
+            print(f"{name:>10}:{lse}")
+            continue
         print(f"{name:>10}: PSNR {m['psnr']:.2f}  SSIM {m['ssim']:.4f}  mouth PSNR {m['psnr_mouth']:.2f}  "
-              f"mouth SSIM {m['ssim_mouth']:.4f}  LMD {m['lmd']:.2f}  aperture r {m['aperture_r']:.3f}")
+              f"mouth SSIM {m['ssim_mouth']:.4f}  LMD {m['lmd']:.2f}  aperture r {m['aperture_r']:.3f}{lse}")
     print(os.path.join(args.outdir, "report.md"))
 
 
 def _add_pack_weights(sub):
     p = sub.add_parser("pack-weights", help="training runs -> a compact, checksummed weights folder")
-    p.add_argument("runs", nargs="+", help="RUN_DIRs of `speech2vid train` / `train-deblur`")
+    p.add_argument("runs", nargs="+", help="RUN_DIRs of `speech2vid train` / `train-deblur` / `train-syncnet`")
     p.add_argument("--out", required=True, help="weights folder to write (e.g. weights/)")
+    p.add_argument("--keep", action="store_true", help="keep the models already in OUT that the runs do not replace")
     return p
 
 
 def _run_pack_weights(args):
     from keras_speech2vid.weights import pack_runs
 
-    print(pack_runs(args.runs, args.out))
+    print(pack_runs(args.runs, args.out, keep=args.keep))
 
 
 COMMANDS = {

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_speech2vid.config import AudioConfig, SyncNetConfig
-from keras_speech2vid.models.syncnet import SYNC_BOX
+from keras_speech2vid.face.canonical import FACE_SIZE, SIZES, SYNC_BOX_112, box_at
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601
 
@@ -29,10 +29,9 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601
 def sync_crop(face: np.ndarray) -> np.ndarray:
     """Grey lower face (48, 80) uint8 of an aligned 112 face, or of a 109 output (its crop [1:110])."""
     face = np.asarray(face)
-    shift = {112: 0, 109: 1}.get(face.shape[0])
-    if shift is None or face.shape[1] != face.shape[0] or face.ndim != 3:
+    if face.ndim != 3 or face.shape[0] not in SIZES or face.shape[1] != face.shape[0]:
         raise ValueError(f"face must be (112, 112, 3) or (109, 109, 3). Received: shape={face.shape}")
-    top, bottom, left, right = (v - shift for v in SYNC_BOX)
+    top, bottom, left, right = box_at(SYNC_BOX_112, face.shape[0], FACE_SIZE)
     box = face[top:bottom, left:right, :3].astype(np.float32)
     return np.clip(box @ LUMA + 0.5, 0, 255).astype(np.uint8)
 

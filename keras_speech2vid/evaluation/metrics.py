@@ -11,7 +11,7 @@ Image metrics (on 109×109 RGB crops, uint8 or float, ``max_val`` 255 by default
 
 Regions
   The whole face is the 109×109 crop. The mouth region is one fixed box for every face (`mouth_box`):
-  the bounding box of the canonical mouth landmarks 48..66 (`face.canonical_landmarks("112")`; the
+  the bounding box of the canonical mouth landmarks 48..66 (`face.canonical_landmarks(112)`; the
   average face has no point 67) widened by ``margin`` × the canonical mouth width (42.1 px) on every side,
   rounded outwards to whole pixels, in 109 coordinates (112 coordinates − 1). With the default margin 0.25
   it is rows 61..97 and columns 24..88 of the 109 crop (37×65 px): room for an open jaw and for the
@@ -43,12 +43,16 @@ import functools
 
 import numpy as np
 
-from keras_speech2vid.face.align import MOUTH_MARGIN, mouth_box  # noqa: F401  (part of this module's API)
+from keras_speech2vid.face.canonical import (  # noqa: F401  (MOUTH_MARGIN, mouth_box: part of this module's API)
+    INNER_LIP_PAIRS_68,
+    LEFT_EYE,
+    MOUTH_INDICES,
+    MOUTH_MARGIN,
+    RIGHT_EYE,
+    mouth_box,
+)
 
-MOUTH = np.arange(48, 68)  # dlib mouth points: outer lip 48..59, inner lip 60..67
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
-LEFT_EYE = np.arange(36, 42)
-RIGHT_EYE = np.arange(42, 48)
+MOUTH = MOUTH_INDICES  # dlib mouth points: outer lip 48..59, inner lip 60..67
 SSIM_FILTER_SIZE = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
@@ -196,8 +200,8 @@ def inter_ocular(landmarks):
 def mouth_aperture(landmarks):
     """Inner-lip opening / inter-ocular distance of (..., 68, 2) landmarks (see the module doc)."""
     p = np.asarray(landmarks, dtype=np.float64)
-    upper = p[..., [i for i, _ in INNER_LIP_PAIRS], :]
-    lower = p[..., [j for _, j in INNER_LIP_PAIRS], :]
+    upper = p[..., [i for i, _ in INNER_LIP_PAIRS_68], :]
+    lower = p[..., [j for _, j in INNER_LIP_PAIRS_68], :]
     opening = np.linalg.norm(upper - lower, axis=-1).mean(axis=-1)
     value = opening / np.maximum(inter_ocular(p), 1e-9)
     return float(value) if np.ndim(value) == 0 else value

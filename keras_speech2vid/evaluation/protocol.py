@@ -269,7 +269,6 @@ def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=No
       Speech2VidError: the track has fewer than ``config.min_frames`` scored frames.
     """
     from keras_speech2vid.face import target_crop
-    from keras_speech2vid.inference import fit_faces
     from keras_speech2vid.sync import sync_crop
 
     if s2v is None and not self_check:
@@ -294,7 +293,7 @@ def evaluate_clip(faces: ClipFaces, wave: np.ndarray, config: EvalConfig, s2v=No
     else:
         count = s2v.choose_generator(len(identity_faces))
         engine = s2v.engine(count)
-        identity = engine.encode_identity(fit_faces(identity_faces, count))
+        identity = engine.identity_for(identity_faces)
         deblur = bool(config.deblur)
         sources["model"] = _generated_frames(s2v, engine, identity, wave, frames, faces.fps, deblur)
     static_face = target_crop(faces.crops[plan.static])
@@ -418,7 +417,7 @@ def run_evaluation(clips: Sequence, config: EvalConfig | None = None, s2v=None, 
       Speech2VidError: no clip could be evaluated.
     """
     from keras_speech2vid.errors import MediaError
-    from keras_speech2vid.inference.generate import load_audio
+    from keras_speech2vid.inference.inputs import load_audio
 
     config = config or EvalConfig()
     paths = [Path(c) for c in clips]

@@ -24,7 +24,8 @@ import numpy as np
 from keras_speech2vid.io import write_png, write_text
 
 COLORS = {"truth": (20, 20, 20), "model": (31, 119, 180), "static": (150, 150, 150), "mismatched": (255, 127, 14),
-          "real": (44, 160, 44)}
+          "real": (44, 160, 44), "own audio": (44, 160, 44), "other clip's audio": (255, 127, 14),
+          "audio 5 frames late": (31, 119, 180)}  # the last three: `sync_check` plots
 METRIC_LABELS = (  # key, column title, format, fixed plot range (None: from the values)
     ("psnr", "PSNR (dB)", "{:.2f}", None),
     ("ssim", "SSIM", "{:.4f}", (0.0, 1.0)),

@@ -47,7 +47,7 @@ def check_clip(syncnet: SyncNet, faces, wave: np.ndarray, mismatch: np.ndarray |
 
     indices = np.array(sorted(faces.crops), np.int64)
     crops = np.stack([sync_crop(faces.crops[int(k)]) for k in indices])
-    estimates = {}
+    estimates, curves = {}, {}
     s = syncnet.config.max_shift
     real = None
     for o in offsets:
@@ -55,23 +55,41 @@ def check_clip(syncnet: SyncNet, faces, wave: np.ndarray, mismatch: np.ndarray |
                                  faces.fps)
         if not len(d):
             return {"windows": 0}
-        estimates[int(o)] = summarise(d).offset
+        result = summarise(d)
+        estimates[int(o)] = result.offset
         if o == 0:
             real = d
+        if o == 5:
+            curves["audio 5 frames late"] = result.distances
     in_sync = summarise(real)
     out = {"windows": int(len(real)), "seconds": len(indices) / faces.fps, "estimates": estimates,
            "hits": int(sum(abs(e - o) <= 1 for o, e in estimates.items())), "tried": len(estimates),
            "auc": roc_auc(real[:, s], real[:, np.r_[0:s - far + 1, s + far:2 * s + 1]].ravel()),
            "real": {"lse_d": in_sync.min_distance, "lse_c": in_sync.confidence, "offset": in_sync.offset}}
+    curves["own audio"] = in_sync.distances
     if mismatch is not None:
         other = syncnet.estimate(crops, indices, audio.padded_mfcc(mismatch).numpy(), faces.fps)
         out["mismatched"] = {"lse_d": other.min_distance, "lse_c": other.confidence, "offset": other.offset}
+        curves["other clip's audio"] = other.distances
+    out["curves"] = curves  # D(s), s = -S..S
     return out
 
 
+def plot_clip(entry: dict, max_shift: int) -> np.ndarray:
+    """RGB plot of a clip's mean distance D(s) over the shift s, for each audio of `check_clip`."""
+    from keras_speech2vid.evaluation.report import line_plot
+
+    return line_plot(entry["curves"], np.arange(-max_shift, max_shift + 1),
+                     f"{entry['clip']}: SyncNet mean distance by audio shift (minimum = the offset)",
+                     "shift s (frames, + = audio later)", "D(s)")
+
+
 def sync_check(clips: Sequence, syncnet: SyncNet, offsets: Sequence[int] = range(-10, 11), min_seconds: float = 2.0,
-               far: int = 10, progress: bool = True) -> dict:
-    """Run `check_clip` over clips (each mismatched with the next one's audio); returns the report."""
+               far: int = 10, progress: bool = True, plots=None) -> dict:
+    """Run `check_clip` over clips (each mismatched with the next one's audio); returns the report.
+
+    `plots`: a folder for one `plot_clip` PNG per clip (clips of at least `min_seconds`).
+    """
     from tqdm import tqdm
 
     from keras_speech2vid.errors import Speech2VidError
@@ -93,6 +111,11 @@ def sync_check(clips: Sequence, syncnet: SyncNet, offsets: Sequence[int] = range
             skipped.append({"clip": str(clip), "reason": "no 5-frame window"})
             continue
         entries.append({"clip": clip.stem, "source": source_of(clip.stem), **entry})
+        if plots is not None and entry["seconds"] >= min_seconds:
+            from keras_speech2vid.io import write_png
+
+            Path(plots).mkdir(parents=True, exist_ok=True)
+            write_png(Path(plots) / f"sync_{clip.stem}.png", plot_clip(entries[-1], syncnet.config.max_shift))
     groups: dict[str, dict] = {}
     for long in (True, False):
         chosen = [e for e in entries if (e["seconds"] >= min_seconds) == long]

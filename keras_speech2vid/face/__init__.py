@@ -12,23 +12,16 @@ Video (streamed)::
     for frame, rec in track_video("clip.mp4"):
         face = rec.crop(frame) if rec.has_face else None
 
-dlib and its models load lazily, on first use.
+dlib and its models load lazily, on first use. The geometry (sizes, canonical landmarks, mouth boxes)
+is `face.canonical`, NumPy only.
 """
 
 from keras_speech2vid.face.align import (
-    CANVAS_SIZE,
-    CROP_SIZE,
-    CROP_START,
-    FACE_SIZE,
-    FILL_VALUE,
-    TARGET_OFFSET,
-    TARGET_SIZE,
     AlignedFace,
     align_face,
     align_image,
     align_images,
     aligned_landmarks,
-    canonical_landmarks,
     face_matrix,
     imresize,
     inverse_matrix,
@@ -38,6 +31,19 @@ from keras_speech2vid.face.align import (
     transform_points,
     warp_face,
     warp_to_frame,
+)
+from keras_speech2vid.face.canonical import (
+    CANVAS_SIZE,
+    CROP_SIZE,
+    CROP_START,
+    FACE_SIZE,
+    FILL_VALUE,
+    MOUTH_MARGIN,
+    TARGET_OFFSET,
+    TARGET_SIZE,
+    canonical_landmarks,
+    lower_mouth_box,
+    mouth_box,
 )
 from keras_speech2vid.face.detect import Detection, box_from_tblr, detect_faces, find_face, iou, select_face
 from keras_speech2vid.face.landmarks import ALIGN_INDICES, MOUTH_INDICES, predict_landmarks, predictor_path
@@ -58,6 +64,7 @@ __all__ = [
     "ALIGN_INDICES",
     "CANVAS_SIZE",
     "CROP_SIZE",
+    "MOUTH_MARGIN",
     "CROP_START",
     "FACE_SIZE",
     "FILL_VALUE",
@@ -75,6 +82,8 @@ __all__ = [
     "align_images",
     "aligned_crop",
     "aligned_landmarks",
+    "lower_mouth_box",
+    "mouth_box",
     "box_from_tblr",
     "canonical_landmarks",
     "detect_faces",

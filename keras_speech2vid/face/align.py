@@ -18,7 +18,7 @@ differs visibly when the face is downscaled (no antialiasing): see bench/bench_f
 
 A consequence of step 2 worth knowing: because the fit uses 0-based landmarks but the warp 1-based pixels,
 the face lands one *source* pixel right and down of avglm's nominal positions, i.e. at
-``canonical_landmarks("112") + M[:, :2] @ [1, 1]`` in the crop (1.2 px on obama.jpg, 1.0 px on a GRID
+``canonical_landmarks(112) + M[:, :2] @ [1, 1]`` in the crop (1.2 px on obama.jpg, 1.0 px on a GRID
 frame; less for high-resolution sources). We keep it: it is what the original's crops look like. The
 re-detected landmarks of the authors' faceimg.mat crops sit 0.1/0.2 px (x/y) off the nominal positions on
 average, 1.6 px RMS (tests/face/test_align.py).
@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.resources
-import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -51,44 +49,24 @@ from keras_speech2vid.face.detect import (
     find_face,
     iou,
 )
+from keras_speech2vid.face.canonical import (  # noqa: F401  (re-exported: the geometry lives in face.canonical)
+    CANVAS_SIZE,
+    CROP_SIZE,
+    CROP_START,
+    FACE_SIZE,
+    FILL_VALUE,
+    MOUTH_MARGIN,
+    TARGET_OFFSET,
+    TARGET_SIZE,
+    canonical_landmarks,
+    lower_mouth_box,
+    mouth_box,
+)
 from keras_speech2vid.face.landmarks import ALIGN_INDICES, predict_landmarks
 
-CANVAS_SIZE = 240
-CROP_START = 21  # 0-based first canvas row/col of the crop (MATLAB imcrop [22 22 196 196])
-CROP_SIZE = 197
-FACE_SIZE = 112
-TARGET_SIZE = 109
-TARGET_OFFSET = 1  # output pixel (r, c) <-> aligned-112 pixel (r + 1, c + 1)  (spec §4.6)
-FILL_VALUE = 110
 _S = FACE_SIZE / CROP_SIZE
 # 197-crop pixel centres -> 112 pixel centres: x112 = (x197 + 0.5) * 112/197 - 0.5
 _CROP_TO_FACE = np.array([[_S, 0.0, 0.5 * _S - 0.5], [0.0, _S, 0.5 * _S - 0.5]])
-
-
-# ----------------------------------------------------------------------------------------------------------
-# canonical landmarks
-
-
-@functools.lru_cache(maxsize=1)
-def _canonical_json() -> dict:
-    ref = importlib.resources.files("keras_speech2vid") / "assets" / "canonical_landmarks.json"
-    return json.loads(ref.read_text(encoding="utf-8"))
-
-
-def canonical_landmarks(space: str = "canvas") -> np.ndarray:
-    """The average face of the original (avglm.mat): dlib points 0..66 as a (67, 2) float64 array.
-
-    Args:
-      space: ``"canvas"``: MATLAB 1-based coordinates on the 240 canvas, as stored (integers);
-        ``"112"``: 0-based pixel-centre coordinates in the aligned 112 face,
-        ``v112 = (112/197)·(v − 21.5) − 0.5``.
-    """
-    points = np.array([[p["x"], p["y"]] for p in _canonical_json()["landmarks"]], dtype=np.float64)
-    if space == "canvas":
-        return points
-    if space == "112":
-        return _S * (points - 21.5) - 0.5
-    raise ValueError(f"space must be 'canvas' or '112'. Received: space={space!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -396,7 +374,7 @@ def align_images(images: Iterable, outdir, box=None) -> Iterator[tuple[Path, Pat
 def _canonical_box_112() -> np.ndarray:
     # A dlib-like box for a face already at the canonical position: the detector's boxes on aligned
     # faces span roughly the jaw's x-range and brows-to-chin's y-range (checked on faceimg.mat).
-    c = canonical_landmarks("112")
+    c = canonical_landmarks(112)
     return np.array([c[0:17, 0].min(), c[17:27, 1].min(), c[0:17, 0].max(), c[0:17, 1].max()],
                     dtype=np.float32)
 
@@ -425,40 +403,3 @@ def aligned_landmarks(face: np.ndarray, pad: int = 56, upsample: int = UPSAMPLE,
             box, found = dets[int(np.argmax(overlaps))].xyxy, True
     points = predict_landmarks(padded, box) - pad
     return points.astype(np.float32), found
-
-
-MOUTH_MARGIN = 0.25  # mouth box margin, in canonical mouth widths
-
-
-def mouth_box(margin: float = MOUTH_MARGIN, space: str = "109") -> tuple[int, int, int, int]:
-    """The mouth region ``(top, bottom, left, right)`` (bottom/right exclusive) in 109 or 112 pixels.
-
-    The bounding box of the canonical mouth landmarks 48..66 in 112 coordinates, widened by ``margin``
-    times the canonical mouth width on each side, rounded outwards and clipped to the image; in 109
-    coordinates it is shifted by −1 (the 109 crop starts at pixel 1 of the 112 face).
-    """
-    if space not in ("109", "112"):
-        raise ValueError(f"space must be '109' or '112'. Received: space={space!r}")
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0. Received: margin={margin!r}")
-    points = canonical_landmarks("112")[48:67]
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    pad = margin * (hi[0] - lo[0])
-    left, top = np.floor(lo - pad).astype(int)
-    right, bottom = (np.ceil(hi + pad).astype(int) + 1)
-    size = FACE_SIZE
-    if space == "109":
-        left, top, right, bottom = (v - TARGET_OFFSET for v in (left, top, right, bottom))
-        size = TARGET_SIZE
-    clip = lambda v: int(min(max(v, 0), size))  # noqa: E731
-    return clip(top), clip(bottom), clip(left), clip(right)
-
-
-def lower_mouth_box(margin: float = MOUTH_MARGIN, space: str = "109") -> tuple[int, int, int, int]:
-    """`mouth_box` from the canonical upper inner lip (landmarks 61..63, rounded down) downwards.
-
-    It covers the lower lip, the opening and the chin, and leaves the upper lip and the corners.
-    """
-    top, bottom, left, right = mouth_box(margin, space)
-    offset = TARGET_OFFSET if space == "109" else 0
-    return int(np.floor(canonical_landmarks("112")[61:64, 1].mean())) - offset, bottom, left, right

@@ -16,8 +16,7 @@ import numpy as np
 from keras_speech2vid.face.detect import as_gray, to_dlib_rect
 
 NUM_LANDMARKS = 68
-ALIGN_INDICES = np.arange(27, 48)  # nose bridge 27–30, lower nose 31–35, eyes 36–47 (spec §4.2)
-MOUTH_INDICES = np.arange(48, 68)
+from keras_speech2vid.face.canonical import ALIGN_INDICES, MOUTH_INDICES  # noqa: E402,F401  (re-exported)
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 
 

@@ -10,7 +10,7 @@ Per output frame k (at the video's frame rate, ``round(audio duration · fps)`` 
      ``--static``).
   2. The face is generated from the new audio's window for frame k and ``identity_frames`` identity
      images taken from the video itself (spread over it, from frames with a face;
-     `keras_speech2vid.inference.generate.sample_identity_frames`); with ``static`` the first frame's face.
+     `keras_speech2vid.inference.inputs.sample_identity_frames`); with ``static`` the first frame's face.
      The identity branch runs once.
   3. It is warped back through the inverse of the frame's (smoothed) alignment, accounting for the 1-pixel
      109 ↔ 112 offset, and blended inside the region mask (`keras_speech2vid.inference.blend`): by default
@@ -129,13 +129,8 @@ def redub_frames(s2v, video, audio, *, wave=None, region: str = "lower", blend: 
     """
     from keras_speech2vid import audio as A
     from keras_speech2vid.inference import blend as B
-    from keras_speech2vid.inference.generate import (
-        FrameStream,
-        fit_faces,
-        iter_audio_windows,
-        load_audio,
-        sample_identity_frames,
-    )
+    from keras_speech2vid.inference.inputs import load_audio, sample_identity_frames
+    from keras_speech2vid.inference.stream import FrameStream
     from keras_speech2vid.io import probe
 
     B._check("region", region, B.REGIONS)
@@ -163,12 +158,12 @@ def redub_frames(s2v, video, audio, *, wave=None, region: str = "lower", blend: 
         raise NoFaceError(f"{video}: no face for the identity")
     count = s2v.choose_generator(len(faces))
     engine = s2v.engine(count, batch_size)
-    identity = engine.encode_identity(fit_faces(faces, count))
+    identity = engine.identity_for(faces)
 
     def make():
         frames = background if background is not None else _looped_background(
             video, num_frames, expected, fps, box=box, smooth=smooth, config=track_config)
-        windows = iter_audio_windows(wave, fps, s2v.alignment, s2v.offset, s2v.audio_config, num_frames=num_frames)
+        windows = A.iter_audio_windows(wave, fps, s2v.alignment, s2v.offset, s2v.audio_config, num_frames=num_frames)
         try:
             for face, (frame, record) in zip(engine.iter_frames(windows, identity, deblur), frames):
                 if not record.has_face:

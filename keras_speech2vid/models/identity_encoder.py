@@ -30,9 +30,9 @@ def build_identity_encoder(config: ModelConfig | str = "paper", name: str = "ide
     faces = keras.Input((config.image_size, config.image_size, config.identity_channels), name="identity")
     x = faces
     if config.identity_mouth_mask:
-        from keras_speech2vid.face.align import lower_mouth_box, mouth_box
+        from keras_speech2vid.face.canonical import lower_mouth_box, mouth_box
 
-        box = (lower_mouth_box if config.identity_mouth_region == "lower" else mouth_box)(space="112")
+        box = (lower_mouth_box if config.identity_mouth_region == "lower" else mouth_box)(size=112)
         ring = SKIN_RING if config.identity_mouth_fill == "skin" else 0
         x = MouthMask(box, ring=ring, name=f"{p}_mouth_mask")(x)
     skip_53 = conv_bn_relu(x, w[0], 7, strides=2, name=p, index=1, config=config)  # (B, 53, 53, 96)

@@ -11,19 +11,19 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_speech2vid.face.canonical import EXPERT_BOX_109, INNER_LIP_PAIRS_MOUTH
+
 # the lower face in the 109×109 output: rows 56..103, columns 22..93 (holds the canonical mouth with
 # a margin of about one mouth height, so opened jaws stay inside)
-EXPERT_BOX = (56, 104, 22, 94)  # top, bottom, left, right (exclusive)
+EXPERT_BOX = EXPERT_BOX_109
 PIXEL_SCALE = 4.0
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
-# inner-lip (upper, lower) pairs among the 20 mouth points: landmarks 62/68, 63/67, 64/66 (1-based)
-INNER_LIP_PAIRS = ((13, 19), (14, 18), (15, 17))
 
 
 def aperture_matrix() -> np.ndarray:
     """(40, 3): expert output (x, y of the 20 points) @ this = the three inner-lip openings, pixels."""
-    m = np.zeros((40, len(INNER_LIP_PAIRS)), np.float32)
-    for k, (upper, lower) in enumerate(INNER_LIP_PAIRS):
+    m = np.zeros((40, len(INNER_LIP_PAIRS_MOUTH)), np.float32)
+    for k, (upper, lower) in enumerate(INNER_LIP_PAIRS_MOUTH):
         m[2 * lower + 1, k], m[2 * upper + 1, k] = 1.0, -1.0
     return m
 

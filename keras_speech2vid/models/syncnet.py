@@ -25,8 +25,9 @@ from __future__ import annotations
 import keras
 
 from keras_speech2vid.config import SyncNetConfig, get_syncnet_config
+from keras_speech2vid.face.canonical import SYNC_BOX_112
 
-SYNC_BOX = (56, 104, 16, 96)  # top, bottom, left, right (exclusive) in the aligned 112 face
+SYNC_BOX = SYNC_BOX_112  # top, bottom, left, right (exclusive) in the aligned 112 face
 SYNC_CROP = (SYNC_BOX[1] - SYNC_BOX[0], SYNC_BOX[3] - SYNC_BOX[2])  # (48, 80)
 # pool size after each of the four blocks: the video stream halves both axes, the audio stream
 # halves time first (20 → 5) and then coefficients (12 → 3)

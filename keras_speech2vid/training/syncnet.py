@@ -284,7 +284,7 @@ def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epoc
         trainer = build_sync_trainer(syncnet, spans, span, config.max_shift)
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch, alpha=0.05)
         trainer.compile(keras.optimizers.Adam(schedule), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                        metrics=["sparse_categorical_accuracy"])
+                        metrics=["sparse_categorical_accuracy"], jit_compile=False)  # XLA: ×0.56 on CPU (bench)
     state.update(model=config.to_dict(), settings=settings, windows={"train": int(len(train["crops"]))})
     for epoch in range(state["epoch"] + 1, epochs + 1):
         sampler = SyncSampler(train, config, spans, span, seed=seed * 1000 + epoch)

@@ -246,20 +246,20 @@ def l1_weight_map(size: int, mouth_weight: float) -> tf.Tensor:
 
 def mouth_mask(size: int) -> np.ndarray:
     """(size, size) float32: 1 inside the canonical mouth box (109 or 112 px), 0 elsewhere."""
-    from keras_speech2vid.face.align import mouth_box
+    from keras_speech2vid.face.canonical import mouth_box
 
     mask = np.zeros((size, size), np.float32)
-    top, bottom, left, right = mouth_box(space=str(size))
+    top, bottom, left, right = mouth_box(size=size)
     mask[top:bottom, left:right] = 1.0
     return mask
 
 
 def upper_face_mask(size: int) -> np.ndarray:
     """(size, size) float32: 1 on the rows above the canonical mouth box (eyes, brows, nose), 0 below."""
-    from keras_speech2vid.face.align import mouth_box
+    from keras_speech2vid.face.canonical import mouth_box
 
     mask = np.zeros((size, size), np.float32)
-    mask[:mouth_box(space=str(size))[0]] = 1.0
+    mask[:mouth_box(size=size)[0]] = 1.0
     return mask
 
 

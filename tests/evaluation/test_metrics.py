@@ -85,16 +85,16 @@ def test_mouth_box_covers_the_canonical_mouth_with_a_margin():
     from keras_speech2vid.face import canonical_landmarks
 
     assert M.mouth_box() == (61, 98, 24, 89)  # rows 61..97, cols 24..88 of the 109 crop
-    top, bottom, left, right = M.mouth_box(space="112")
+    top, bottom, left, right = M.mouth_box(size=112)
     assert (top, bottom, left, right) == (62, 99, 25, 90)
-    mouth = canonical_landmarks("112")[48:67]
+    mouth = canonical_landmarks(112)[48:67]
     assert (mouth[:, 0] > left + 8).all() and (mouth[:, 0] < right - 8).all()
     assert (mouth[:, 1] > top + 8).all() and (mouth[:, 1] < bottom - 8).all()
     t, b, l, r = M.mouth_box(margin=0.0)
     assert t <= mouth[:, 1].min() - 1 < b and l <= mouth[:, 0].min() - 1 < r
     assert M.mouth_box(margin=5.0) == (0, 109, 0, 109)  # clipped to the crop
     with pytest.raises(ValueError):
-        M.mouth_box(space="224")
+        M.mouth_box(size=224)
 
 
 # ---------------------------------------------------------------------------------------------- landmarks
@@ -118,7 +118,7 @@ def test_landmarks_of_a_109_face_are_in_112_coordinates(real_faces):
 def test_lmd_aperture_and_inter_ocular():
     from keras_speech2vid.face import canonical_landmarks
 
-    c = np.vstack([canonical_landmarks("112"), canonical_landmarks("112")[66:67]])  # 68 points
+    c = np.vstack([canonical_landmarks(112), canonical_landmarks(112)[66:67]])  # 68 points
     assert M.lmd(c, c) == 0.0
     shifted = c.copy()
     shifted[48:68] += [3.0, 4.0]

@@ -27,7 +27,7 @@ from keras_speech2vid.face import (
 from keras_speech2vid.face.align import _canonical_json, canvas_matrix
 from keras_speech2vid.io import iter_frames, read_image
 
-CANONICAL_112 = canonical_landmarks("112")[ALIGN_INDICES]
+CANONICAL_112 = canonical_landmarks(112)[ALIGN_INDICES]
 MAX_RMS = 3.0  # px in the 112 crop, landmarks 27..47
 MIN_PSNR = 30.0  # dB inside the face hull
 
@@ -64,7 +64,7 @@ def test_packaged_canonical_landmarks_equal_the_spec_json():
 
 
 def test_canonical_112_coordinates():
-    c112 = canonical_landmarks("112")
+    c112 = canonical_landmarks(112)
     table = np.array([[p["x_112"], p["y_112"]] for p in _canonical_json()["landmarks"]])
     np.testing.assert_allclose(c112, table, atol=6e-4)
     np.testing.assert_allclose(c112[27], [56.069, 20.82], atol=1e-3)  # spec §4.4 example
@@ -112,7 +112,7 @@ def test_face_matrix_puts_landmarks_one_source_pixel_off_the_nominal_112_positio
         landmarks = np.zeros((68, 2))
         landmarks[:67] = (can - 1.0) * scale + 7.0  # the canonical face, 0-based, scaled and shifted
         m = face_matrix(landmarks)
-        expected = canonical_landmarks("112") + m[:, :2] @ np.ones(2)
+        expected = canonical_landmarks(112) + m[:, :2] @ np.ones(2)
         np.testing.assert_allclose(transform_points(m, landmarks[:67]), expected, atol=1e-9)
         np.testing.assert_allclose(m[:, :2] @ np.ones(2), [112 / 197 / scale] * 2, atol=1e-9)
 

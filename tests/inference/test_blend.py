@@ -25,7 +25,7 @@ def similarity(scale, angle_deg, tx, ty):
 
 def face_in_frame(matrix):
     """68 landmarks in frame pixels for a face whose aligned position is the canonical one."""
-    points112 = canonical_landmarks("112")  # 67 points (avglm has no 68th)
+    points112 = canonical_landmarks(112)  # 67 points (avglm has no 68th)
     return transform_points(inverse_matrix(matrix), points112)
 
 
@@ -67,10 +67,10 @@ def test_lower_region_is_below_the_eyes_and_covers_the_mouth(matrix):
 
 def test_region_polygon_in_aligned_space():
     matrix = similarity(1.0, 0, 0, 0)
-    poly = region_polygon(canonical_landmarks("112"), matrix, "lower")
+    poly = region_polygon(canonical_landmarks(112), matrix, "lower")
     assert len(poly) >= 4
     with pytest.raises(ValueError, match="region"):
-        region_polygon(canonical_landmarks("112"), matrix, "upper")
+        region_polygon(canonical_landmarks(112), matrix, "upper")
 
 
 def test_mask_keeps_off_the_frame_border():

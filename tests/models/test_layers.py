@@ -73,14 +73,14 @@ def test_identity_mouth_mask_makes_the_identity_encoder_blind_to_the_mouth(tmp_p
     import keras
 
     from keras_speech2vid.config import get_config
-    from keras_speech2vid.face.align import mouth_box
+    from keras_speech2vid.face.canonical import mouth_box
     from keras_speech2vid.models import build_generator, build_identity_encoder
 
     config = get_config("tiny").replace(identity_mouth_mask=True, identity_mouth_fill=fill)
     encoder = build_identity_encoder(config)
     faces = np.random.default_rng(1).uniform(size=(2, 112, 112, 15)).astype(np.float32)
     other = faces.copy()
-    top, bottom, left, right = mouth_box(space="112")
+    top, bottom, left, right = mouth_box(size=112)
     other[:, top:bottom, left:right] = 0.0  # another mouth
     other_eyes = faces.copy()
     other_eyes[:, 20:40, 20:90] = 0.0
@@ -99,13 +99,13 @@ def test_identity_mouth_mask_makes_the_identity_encoder_blind_to_the_mouth(tmp_p
 
 def test_lower_mouth_mask_hides_the_opening_and_shows_the_upper_lip():
     from keras_speech2vid.config import get_config
-    from keras_speech2vid.face.align import canonical_landmarks, lower_mouth_box, mouth_box
+    from keras_speech2vid.face.canonical import canonical_landmarks, lower_mouth_box, mouth_box
     from keras_speech2vid.models import build_identity_encoder
 
-    top, bottom, left, right = lower_mouth_box(space="112")
-    assert (bottom, left, right) == mouth_box(space="112")[1:]
-    upper_inner_lip = canonical_landmarks("112")[61:64, 1].mean()  # landmarks 61..63
-    assert top == int(np.floor(upper_inner_lip)) and mouth_box(space="112")[0] < top
+    top, bottom, left, right = lower_mouth_box(size=112)
+    assert (bottom, left, right) == mouth_box(size=112)[1:]
+    upper_inner_lip = canonical_landmarks(112)[61:64, 1].mean()  # landmarks 61..63
+    assert top == int(np.floor(upper_inner_lip)) and mouth_box(size=112)[0] < top
     assert lower_mouth_box() == tuple(v - 1 for v in (top, bottom, left, right))  # 109 crop
     config = get_config("tiny").replace(identity_mouth_mask=True, identity_mouth_region="lower")
     encoder = build_identity_encoder(config)

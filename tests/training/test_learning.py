@@ -43,7 +43,7 @@ def test_cli_small_data_options_reach_the_run(data_dir, tmp_path):
 
     import keras
 
-    from keras_speech2vid.face.align import lower_mouth_box
+    from keras_speech2vid.face.canonical import lower_mouth_box
 
     common = ["--data", str(data_dir), "--preset", "tiny", "--epochs", "1", "--steps-per-epoch", "2",
               "--batch-size", "4", "--optimizer", "adam", "--lr", "1e-3", "--seed", "0"]
@@ -65,7 +65,7 @@ def test_cli_small_data_options_reach_the_run(data_dir, tmp_path):
     assert not all(np.array_equal(x, y) for x, y in zip(decoder_a, decoder_b))
     assert record["model"]["identity_mouth_region"] == "lower"
     mask = b.get_layer("identity_encoder").get_layer("face_mouth_mask")
-    assert mask.box == lower_mouth_box(space="112")
+    assert mask.box == lower_mouth_box(size=112)
 
 
 def _psnr(a, b):

@@ -115,7 +115,7 @@ def test_l1_weight_map_puts_mouth_weight_in_the_mouth_box_and_averages_to_one():
     assert np.allclose(l1_weight_map(109, 0.0).numpy(), 1.0)
     for size in (109, 112):
         w = l1_weight_map(size, 4.0).numpy()[0, :, :, 0]
-        top, bottom, left, right = mouth_box(space=str(size))
+        top, bottom, left, right = mouth_box(size=size)
         assert w.shape == (size, size) and np.isclose(w.mean(), 1.0, atol=1e-6)
         inside = np.zeros_like(w, bool)
         inside[top:bottom, left:right] = True
@@ -220,7 +220,7 @@ def _expert(path, size=109, gain=50.0):
 
 @pytest.mark.parametrize("terms", ["landmarks", "aperture"])
 def test_shape_weight_adds_the_experts_mouth_distance_to_the_loss(tmp_path, terms):
-    from keras_speech2vid.face.align import mouth_box
+    from keras_speech2vid.face.canonical import mouth_box
     from keras_speech2vid.models.mouth_expert import aperture_matrix
 
     expert = _expert(tmp_path / "expert.keras")
@@ -268,7 +268,7 @@ def test_shape_expert_missing_unfitting_or_without_weight_is_refused(tmp_path):
 
 
 def test_audio_leak_weight_adds_the_upper_face_change_under_another_audio(tmp_path):
-    from keras_speech2vid.face.align import mouth_box
+    from keras_speech2vid.face.canonical import mouth_box
     from keras_speech2vid.training.train import upper_face_mask
 
     mask = upper_face_mask(109)

@@ -13,7 +13,7 @@ import numpy as np, cv2, jax, jax.numpy as jnp, optax, keras
 from keras_speech2vid.config import ModelConfig
 from keras_speech2vid.models.generator import build_generator
 from keras_speech2vid.models.mouth_expert import build_mouth_expert, aperture_matrix
-from keras_speech2vid.face.align import mouth_box
+from keras_speech2vid.face.canonical import mouth_box
 
 p = argparse.ArgumentParser()
 p.add_argument("--gen", required=True); p.add_argument("--expert"); p.add_argument("--data")
@@ -58,7 +58,7 @@ gen = build_generator(cfg); load_into(gen, a.gen)
 keras.config.set_dtype_policy("float32")  # the expert reads in float32, as in training.train
 size = cfg.output_size
 # the mouth box and L1 weight map of training.train, rebuilt here: that module imports TensorFlow
-top, bottom, left, right = mouth_box(space=str(size))
+top, bottom, left, right = mouth_box(size=size)
 box = np.zeros((size, size), np.float32); box[top:bottom, left:right] = 1
 wmap = 1 + a.mouth_weight * box; wmap = jnp.asarray((wmap / wmap.mean())[None, :, :, None])
 box = jnp.asarray(box[None, :, :, None]); A = jnp.asarray(aperture_matrix())

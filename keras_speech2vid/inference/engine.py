@@ -1,0 +1,128 @@
+"""The frame engine: one generator split into its sub-models, the identity branch run once and cached."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+DEFAULT_BATCH = 16
+
+
+def _identity_images(generator) -> int:
+    shape = generator.get_layer("identity_encoder").input.shape
+    return int(shape[-1]) // 3
+
+
+class FrameEngine:
+    """Runs one generator split into its sub-models, with the identity branch cached.
+
+    ``encode_identity`` runs the identity encoder once; ``run`` then needs only the audio encoder, the
+    decoder and (optionally) the deblurrer per batch, the cached tensors broadcast along the batch. Every
+    batch is padded to ``batch_size`` so the compiled function sees one shape (one trace, one XLA
+    compilation). ``cache_identity=False`` runs the whole generator on every batch instead (for
+    measuring the cache's gain).
+    """
+
+    def __init__(self, generator, deblurrer=None, *, batch_size: int = DEFAULT_BATCH, jit_compile: bool = False,
+                 cache_identity: bool = True):
+        import tensorflow as tf
+
+        from keras_speech2vid.models import get_submodels
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+        self.generator = generator
+        self.deblurrer = deblurrer
+        self.batch_size = int(batch_size)
+        self.cache_identity = cache_identity
+        self.identity_images = _identity_images(generator)
+        self.audio_encoder, self.identity_encoder, self.decoder = get_submodels(generator)
+        self._encode = tf.function(self._encode_impl, jit_compile=jit_compile)
+        self._cached = tf.function(self._cached_impl, jit_compile=jit_compile)
+        self._full = tf.function(self._full_impl, jit_compile=jit_compile)
+
+    # -- compiled bodies ---------------------------------------------------------------------------------
+
+    def _encode_impl(self, identity):
+        return tuple(self.identity_encoder(identity, training=False))
+
+    def _finish(self, frame, deblur: bool):
+        if deblur and self.deblurrer is not None:
+            frame = self.deblurrer(frame, training=False)
+        return frame
+
+    def _cached_impl(self, mfcc, embedding, skip_53, skip_26, skip_12, deblur: bool):
+        import tensorflow as tf
+
+        b = tf.shape(mfcc)[0]
+
+        def tile(t):  # (1, ...) -> (B, ...)
+            return tf.broadcast_to(t, tf.concat([[b], tf.shape(t)[1:]], axis=0))
+
+        audio = self.audio_encoder(mfcc, training=False)
+        frame = self.decoder([audio, tile(embedding), tile(skip_53), tile(skip_26), tile(skip_12)], training=False)
+        return self._finish(frame, deblur)
+
+    def _full_impl(self, mfcc, identity, deblur: bool):
+        import tensorflow as tf
+
+        identity = tf.broadcast_to(identity, tf.concat([tf.shape(mfcc)[:1], tf.shape(identity)[1:]], axis=0))
+        frame = self.generator({"mfcc": mfcc, "identity": identity}, training=False)["frame"]
+        return self._finish(frame, deblur)
+
+    # -- public ------------------------------------------------------------------------------------------
+
+    def identity_input(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """(1, 112, 112, 3n) float32 in [0, 1] from n aligned 112×112 RGB uint8 faces, channels R1 G1 B1 R2 …"""
+        if len(faces) != self.identity_images:
+            raise ValueError(f"this generator takes {self.identity_images} identity images. Received: {len(faces)}")
+        stack = np.concatenate([np.asarray(f, dtype=np.float32) / 255.0 for f in faces], axis=-1)
+        return stack[None]
+
+    def encode_identity(self, faces: Sequence[np.ndarray]):
+        """The identity cache: (embedding, skip_53, skip_26, skip_12), or the raw input when caching is off."""
+        identity = self.identity_input(faces)
+        if not self.cache_identity:
+            return identity
+        return self._encode(identity)
+
+    def identity_for(self, faces: Sequence[np.ndarray]):
+        """`encode_identity` of any number of aligned faces, fitted to this generator's count (`fit_faces`)."""
+        from keras_speech2vid.inference.inputs import fit_faces
+
+        return self.encode_identity(fit_faces(faces, self.identity_images))
+
+    def run(self, windows: np.ndarray, identity, deblur: bool = True) -> np.ndarray:
+        """(n, 109, 109, 3) float32 frames for n ≤ batch_size windows (padded to batch_size inside)."""
+        n = len(windows)
+        if n > self.batch_size:
+            raise ValueError(f"at most batch_size={self.batch_size} windows per call. Received: {n}")
+        if n < self.batch_size:
+            windows = np.concatenate([windows, np.zeros((self.batch_size - n,) + windows.shape[1:], np.float32)])
+        deblur = bool(deblur and self.deblurrer is not None)
+        if self.cache_identity:
+            out = self._cached(windows, *identity, deblur)
+        else:
+            out = self._full(windows, identity, deblur)
+        return np.asarray(out)[:n]
+
+    def iter_frames(self, window_chunks: Iterable[np.ndarray], identity, deblur: bool = True) -> Iterator[np.ndarray]:
+        """Re-batch window chunks to ``batch_size`` and yield (109, 109, 3) uint8 frames one at a time."""
+        pending: list[np.ndarray] = []
+        count = 0
+
+        def flush(batch):
+            frames = self.run(batch, identity, deblur)
+            return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+        for chunk in window_chunks:
+            pending.append(chunk)
+            count += len(chunk)
+            while count >= self.batch_size:
+                joined = np.concatenate(pending)
+                batch, rest = joined[:self.batch_size], joined[self.batch_size:]
+                pending, count = ([rest] if len(rest) else []), len(rest)
+                yield from flush(batch)
+        if count:
+            yield from flush(np.concatenate(pending))
