@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -155,6 +156,47 @@ def load_weights_dir(weights_dir=None, kinds=None) -> dict[str, tuple[str, keras
         raise WeightsError(f"{weights_dir / MANIFEST}: lists no models")
     return {name: (entry["kind"], *_load_npz_model(weights_dir, name, entry)) for name, entry in models.items()
             if kinds is None or entry.get("kind") in kinds}
+
+
+class GenerationModels(NamedTuple):
+    """The generation models of a weights folder: the main generator (the most identity images), the
+    1-image generator when there is also one, and the deblurrer when there is one."""
+
+    generator: keras.Model
+    generator_1img: keras.Model | None
+    deblurrer: keras.Model | None
+
+
+def load_models(weights_dir=None) -> GenerationModels:
+    """The generation models of a weights folder (None: the bundled one): one loader for generation,
+    evaluation, export and serving.
+
+    Raises:
+      WeightsError: the folder is missing, unreadable, corrupt, or holds no generator; for the bundled
+        folder, that no trained weights are bundled yet.
+    """
+    folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    if weights_dir is None and not (folder / MANIFEST).exists() and not (folder / "generator.keras").exists():
+        raise WeightsError(f"no trained Speech2Vid weights are bundled yet ({folder} holds none): "
+                           f"train a model and pass its folder with --weights DIR")
+    if folder.exists() and not folder.is_dir():
+        raise WeightsError(f"{folder}: not a weights folder (a file)")
+    try:
+        models = load_weights_dir(folder, kinds=GENERATION_KINDS)
+    except PermissionError as e:
+        raise WeightsError(f"{folder}: unreadable weights folder ({e.strerror})") from None
+    generators = [m for kind, m, _ in models.values() if kind == "generator"]
+    deblurrers = [m for kind, m, _ in models.values() if kind == "deblurrer"]
+    if not generators:
+        raise WeightsError(f"{folder}: holds no generator")
+    from keras_speech2vid.models.generator import identity_images
+
+    by_count = {identity_images(m): m for m in generators}
+    one = by_count.pop(1, None)
+    main = by_count[max(by_count)] if by_count else None
+    if main is None:
+        main, one = one, None
+    return GenerationModels(main, one, deblurrers[0] if deblurrers else None)
 
 
 def pack_runs(run_dirs, out_dir, extra: dict | None = None, keep: bool = False) -> Path:

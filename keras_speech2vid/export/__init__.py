@@ -38,18 +38,12 @@ class ExportResult:
 
 
 def load_models(weights_dir):
-    """(generator, deblurrer or None) from a weights folder (`keras_speech2vid.weights.load_weights_dir`)."""
+    """(generator, deblurrer or None) from a weights folder (`keras_speech2vid.weights.load_models`)."""
     import keras_speech2vid.models  # noqa: F401 - registers the custom layers before any .keras load
-    from keras_speech2vid.errors import WeightsError
-    from keras_speech2vid.weights import GENERATION_KINDS, load_weights_dir
+    from keras_speech2vid.weights import load_models as load
 
-    models = load_weights_dir(weights_dir, kinds=GENERATION_KINDS)
-    by_kind = {}
-    for kind, model, _ in models.values():
-        by_kind.setdefault(kind, model)
-    if "generator" not in by_kind:
-        raise WeightsError(f"{weights_dir}: holds no generator")
-    return by_kind["generator"], by_kind.get("deblurrer")
+    models = load(weights_dir)
+    return models.generator, models.deblurrer
 
 
 def export_weights(weights_dir, export_dir, *, format: str = "savedmodel", name: str = DEFAULT_NAME,

@@ -6,12 +6,9 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from keras_speech2vid.models.generator import identity_images
+
 DEFAULT_BATCH = 16
-
-
-def _identity_images(generator) -> int:
-    shape = generator.get_layer("identity_encoder").input.shape
-    return int(shape[-1]) // 3
 
 
 class FrameEngine:
@@ -36,7 +33,7 @@ class FrameEngine:
         self.deblurrer = deblurrer
         self.batch_size = int(batch_size)
         self.cache_identity = cache_identity
-        self.identity_images = _identity_images(generator)
+        self.identity_images = identity_images(generator)
         self.audio_encoder, self.identity_encoder, self.decoder = get_submodels(generator)
         self._encode = tf.function(self._encode_impl, jit_compile=jit_compile)
         self._cached = tf.function(self._cached_impl, jit_compile=jit_compile)

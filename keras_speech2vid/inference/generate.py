@@ -48,8 +48,9 @@ import numpy as np
 
 from keras_speech2vid.audio import iter_audio_windows
 from keras_speech2vid.config import AudioConfig
-from keras_speech2vid.errors import ImageError, MediaError, WeightsError
-from keras_speech2vid.inference.engine import DEFAULT_BATCH, FrameEngine, _identity_images
+from keras_speech2vid.errors import ImageError, MediaError
+from keras_speech2vid.inference.engine import DEFAULT_BATCH, FrameEngine
+from keras_speech2vid.models.generator import identity_images as _identity_images
 from keras_speech2vid.inference.inputs import (
     Background,
     _align_still,
@@ -129,28 +130,10 @@ class Speech2Vid:
           WeightsError: the folder is missing, unreadable, corrupt, or holds no generator; for the
             bundled folder, that no trained weights are bundled yet.
         """
-        from keras_speech2vid.weights import GENERATION_KINDS, MANIFEST, default_weights_dir, load_weights_dir
+        from keras_speech2vid.weights import load_models
 
-        folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-        if weights_dir is None and not (folder / MANIFEST).exists() and not (folder / "generator.keras").exists():
-            raise WeightsError(f"no trained Speech2Vid weights are bundled yet ({folder} holds none): "
-                               f"train a model and pass its folder with --weights DIR")
-        if folder.exists() and not folder.is_dir():
-            raise WeightsError(f"{folder}: not a weights folder (a file)")
-        try:
-            models = load_weights_dir(folder, kinds=GENERATION_KINDS)
-        except PermissionError as e:
-            raise WeightsError(f"{folder}: unreadable weights folder ({e.strerror})") from None
-        generators = [m for kind, m, _ in models.values() if kind == "generator"]
-        deblurrers = [m for kind, m, _ in models.values() if kind == "deblurrer"]
-        if not generators:
-            raise WeightsError(f"{folder}: holds no generator")
-        by_count = {_identity_images(m): m for m in generators}
-        one = by_count.pop(1, None)
-        main = by_count[max(by_count)] if by_count else None
-        if main is None:
-            main, one = one, None
-        return cls(main, generator_1img=one, deblurrer=deblurrers[0] if deblurrers else None, **kwargs)
+        models = load_models(weights_dir)
+        return cls(models.generator, generator_1img=models.generator_1img, deblurrer=models.deblurrer, **kwargs)
 
     # -- helpers ------------------------------------------------------------------------------------------
 

@@ -40,3 +40,8 @@ def build_generator(config: ModelConfig | str = "paper", name: str = "generator"
 def get_submodels(generator: keras.Model) -> tuple[keras.Model, keras.Model, keras.Model]:
     """(audio_encoder, identity_encoder, decoder) of a generator built by `build_generator`."""
     return tuple(generator.get_layer(n) for n in ("audio_encoder", "identity_encoder", "decoder"))
+
+
+def identity_images(generator: keras.Model) -> int:
+    """How many identity faces a `build_generator` model takes (its identity input has 3 channels each)."""
+    return int(generator.get_layer("identity_encoder").input.shape[-1]) // 3
