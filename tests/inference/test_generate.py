@@ -206,6 +206,12 @@ def test_resize_factor_and_pads(s2v):
                           pads=(0, 10, 0, 0))
     assert stream.size == (400, 266)
     assert next(stream).shape == (266, 400, 3)
+    # pads widen the detected box before the landmarks: the alignment moves, and only through them
+    plain, _, _ = s2v.prepare_faces(DATA / "obama.jpg")
+    padded, _, _ = s2v.prepare_faces(DATA / "obama.jpg", pads=(0, 60, 0, 0))
+    again, _, _ = s2v.prepare_faces(DATA / "obama.jpg", pads=(0, 0, 0, 0))
+    np.testing.assert_array_equal(again[0], plain[0])
+    assert np.abs(padded[0].astype(np.int16) - plain[0].astype(np.int16)).mean() > 1.0
     with pytest.raises(ValueError, match="resize_factor"):
         s2v.generate(DATA / "obama.jpg", np.zeros(2000, np.float32), resize_factor=0)
 

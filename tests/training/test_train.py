@@ -92,10 +92,23 @@ def test_kill_9_then_resume(tmp_path):
 
 
 def test_deblurrer_task_trains_pre_clip_view_with_xla(tmp_path):
-    result = run(tmp_path, epochs=1, steps_per_epoch=2, checkpoint_every=1, task="deblurrer", jit_compile=True)
-    assert result["step"] == 2
-    model = keras.saving.load_model(tmp_path / "deblurrer.keras", safe_mode=True)
-    assert model.get_layer("deblur_clip") is not None  # the saved model is the full, clipped deblurrer
+    models = {}
+    for jit in (True, False):  # the same seed: XLA must train the same weights as the plain graph
+        keras.utils.set_random_seed(7)
+        result = run(tmp_path / str(jit), epochs=1, steps_per_epoch=2, checkpoint_every=1, task="deblurrer",
+                     jit_compile=jit)
+        assert result["step"] == 2
+        models[jit] = keras.saving.load_model(tmp_path / str(jit) / "deblurrer.keras", safe_mode=True)
+    assert models[True].get_layer("deblur_clip") is not None  # the saved model is the full, clipped deblurrer
+    moved = 0.0
+    for a, b in zip(models[True].weights, models[False].weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+    keras.utils.set_random_seed(7)
+    from keras_speech2vid.models import build_deblurrer
+
+    for a, b in zip(build_deblurrer("tiny").weights, models[True].weights):  # and training moved them
+        moved = max(moved, float(np.abs(np.asarray(a) - np.asarray(b)).max()))
+    assert moved > 1e-4
 
 
 @pytest.mark.parametrize("task", ["generator", "deblurrer"])
