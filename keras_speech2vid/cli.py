@@ -233,6 +233,7 @@ def _add_train_syncnet(sub):
     p.add_argument("--span", type=int, default=16, help="consecutive windows per clip")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-from", default=None, help="start from the weights of another run's syncnet.keras")
     return p
 
 
@@ -240,7 +241,8 @@ def _run_train_syncnet(args):
     from keras_speech2vid.training.syncnet import train_syncnet
 
     record = train_syncnet(args.data, args.out, args.preset, epochs=args.epochs, steps_per_epoch=args.steps,
-                           spans=args.spans, span=args.span, learning_rate=args.lr, seed=args.seed)
+                           spans=args.spans, span=args.span, learning_rate=args.lr, seed=args.seed,
+                           init_from=args.init_from)
     last = record["history"][-1] if record["history"] else {}
     val = last.get("val") or {}
     print(f"{args.out}/syncnet.keras: best epoch {record['best']['epoch']}, val AUC {val.get('auc')}, "

@@ -58,11 +58,23 @@ def sync_audio_config(config: SyncNetConfig) -> AudioConfig:
     return AudioConfig(window_frames=config.mfcc_frames)
 
 
+def normalise_mfcc(mfcc: np.ndarray, config: SyncNetConfig) -> np.ndarray:
+    """Cepstral mean and variance normalisation over the clip's real audio (not its silent padding).
+
+    Each coefficient gets zero mean and unit variance over the clip: the recording channel and the voice
+    shift cepstra as a whole, the mouth moves them over time. SyncNet's audio stream sees only this.
+    """
+    m = np.asarray(mfcc, np.float32)
+    pad = int(round(sync_audio_config(config).pad_seconds * 100))
+    real = m[:, pad:m.shape[1] - pad] if m.shape[1] > 2 * pad + 1 else m
+    return (m - real.mean(axis=1, keepdims=True)) / (real.std(axis=1, keepdims=True) + 1e-3)
+
+
 def audio_windows(mfcc: np.ndarray, frame_indices, fps: float, config: SyncNetConfig, offset: float = 0.0) -> np.ndarray:
     """(n, 12, 20, 1) float32: the audio windows of video frames `frame_indices` of a padded MFCC (12, F).
 
     The same windows as `audio.gather_windows` (columns outside the MFCC read as silence), in NumPy:
-    the training sampler cuts hundreds per step.
+    the training sampler cuts hundreds per step. Pass the MFCC through `normalise_mfcc` first.
     """
     from keras_speech2vid import audio
 
@@ -72,6 +84,20 @@ def audio_windows(mfcc: np.ndarray, frame_indices, fps: float, config: SyncNetCo
     m = np.concatenate([np.asarray(mfcc, np.float32), np.zeros((mfcc.shape[0], 1), np.float32)], axis=1)
     cols = np.where((cols >= 0) & (cols < mfcc.shape[1]), cols, mfcc.shape[1])
     return np.transpose(m[:, cols], (1, 0, 2))[..., None]
+
+
+def audio_seconds(mfcc: np.ndarray, config: SyncNetConfig) -> float:
+    """The length of the audio behind a padded MFCC (12, F): the shortest signal with F frames."""
+    c = sync_audio_config(config)
+    samples = (mfcc.shape[1] - 1) * c.frame_step + c.frame_length - 2 * int(round(c.pad_seconds * c.sample_rate))
+    return max(samples, 0) / c.sample_rate
+
+
+def inside_audio(centres, shift: int, fps: float, seconds: float, config: SyncNetConfig) -> np.ndarray:
+    """Which windows' audio at `shift` frames lies wholly in the real audio (not in the silent padding)."""
+    half = config.mfcc_frames / 200.0  # half a window, seconds
+    t = (np.asarray(centres) + shift + 0.5) / fps
+    return (t - half >= 0) & (t + half <= seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +178,7 @@ class SyncNet:
         v = self._embed(self.video, video_windows(crops, pos, self.config.video_frames))
         first = int(centres.min()) - s
         span = np.arange(first, int(centres.max()) + s + 1)
-        a = self._embed(self.audio, audio_windows(mfcc, span, fps, self.config))
+        a = self._embed(self.audio, audio_windows(normalise_mfcc(mfcc, self.config), span, fps, self.config))
         idx = (centres - first)[:, None] + np.arange(-s, s + 1)[None, :]  # (n, 2S+1) rows of a
         d = np.empty(idx.shape, np.float32)
         for i in range(0, len(idx), 1024):  # chunks: bounded memory on long tracks

@@ -5,8 +5,8 @@ from keras_speech2vid import audio
 from keras_speech2vid.config import SyncNetConfig
 from keras_speech2vid.face import target_crop
 from keras_speech2vid.models.syncnet import SYNC_BOX, build_syncnet
-from keras_speech2vid.sync import (SyncNet, audio_windows, summarise, sync_audio_config, sync_crop, video_windows,
-                                   window_centres)
+from keras_speech2vid.sync import (SyncNet, audio_windows, normalise_mfcc, summarise, sync_audio_config, sync_crop,
+                                   video_windows, window_centres)
 
 
 def test_sync_crop_of_output_equals_crop_of_aligned_face():
@@ -62,5 +62,6 @@ def test_distances_match_brute_force_embeddings():
     v = np.asarray(net.video(video_windows(crops, pos)))
     for i in (0, len(pos) - 1):
         for j, s in enumerate(range(-3, 4)):
-            a = np.asarray(net.audio(audio_windows(mfcc, [centres[i] + s], 25.0, net.config)))[0]
+            a = np.asarray(net.audio(audio_windows(normalise_mfcc(mfcc, net.config), [centres[i] + s], 25.0,
+                                                   net.config)))[0]
             assert d[i, j] == pytest.approx(np.linalg.norm(v[i] - a), abs=1e-4)

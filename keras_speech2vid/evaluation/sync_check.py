@@ -5,7 +5,8 @@ Per clip (its longest face track, as `protocol.read_clip`; the audio from the fi
 * offset recovery: the audio is delayed by each known offset o (frames; o < 0 advances it) by shifting
   the waveform with zeros, the MFCC is recomputed and the offset estimated; a hit is |estimate − o| ≤ 1.
   Chance for a uniform guess over the ±S search is 3 / (2S + 1);
-* ROC AUC of the in-sync window distances against those of shifts ≥ `far` frames (o = 0);
+* ROC AUC of the in-sync window distances against those of shifts ≥ `far` frames (o = 0), over the
+  windows whose audio lies in the real audio at both shifts (`training.syncnet.far_pairs`);
 * LSE-D / LSE-C (min mean distance, confidence) of the clip with its own audio and with another clip's
   audio (the next clip of the list, looped or trimmed: `protocol.mismatch_waveform`).
 
@@ -43,28 +44,27 @@ def check_clip(syncnet: SyncNet, faces, wave: np.ndarray, mismatch: np.ndarray |
                far: int = 10) -> dict:
     """One clip's figures (see module doc); `faces` is `protocol.read_clip`'s result."""
     from keras_speech2vid import audio
-    from keras_speech2vid.training.syncnet import roc_auc
+    from keras_speech2vid.training.syncnet import far_pairs
 
     indices = np.array(sorted(faces.crops), np.int64)
     crops = np.stack([sync_crop(faces.crops[int(k)]) for k in indices])
     estimates, curves = {}, {}
-    s = syncnet.config.max_shift
     real = None
     for o in offsets:
-        d, _ = syncnet.distances(crops, indices, audio.padded_mfcc(delay_waveform(wave, o, faces.fps)).numpy(),
-                                 faces.fps)
+        d, at = syncnet.distances(crops, indices, audio.padded_mfcc(delay_waveform(wave, o, faces.fps)).numpy(),
+                                  faces.fps)
         if not len(d):
             return {"windows": 0}
         result = summarise(d)
         estimates[int(o)] = result.offset
         if o == 0:
-            real = d
+            real, centres = d, at
         if o == 5:
             curves["audio 5 frames late"] = result.distances
     in_sync = summarise(real)
     out = {"windows": int(len(real)), "seconds": len(indices) / faces.fps, "estimates": estimates,
            "hits": int(sum(abs(e - o) <= 1 for o, e in estimates.items())), "tried": len(estimates),
-           "auc": roc_auc(real[:, s], real[:, np.r_[0:s - far + 1, s + far:2 * s + 1]].ravel()),
+           "auc": _auc(*far_pairs(real, centres, faces.fps, len(wave) / SAMPLE_RATE, syncnet.config, far)),
            "real": {"lse_d": in_sync.min_distance, "lse_c": in_sync.confidence, "offset": in_sync.offset}}
     curves["own audio"] = in_sync.distances
     if mismatch is not None:
@@ -73,6 +73,12 @@ def check_clip(syncnet: SyncNet, faces, wave: np.ndarray, mismatch: np.ndarray |
         curves["other clip's audio"] = other.distances
     out["curves"] = curves  # D(s), s = -S..S
     return out
+
+
+def _auc(positive, negative):
+    from keras_speech2vid.training.syncnet import roc_auc
+
+    return roc_auc(positive, negative) if len(positive) and len(negative) else None
 
 
 def plot_clip(entry: dict, max_shift: int) -> np.ndarray:
@@ -131,7 +137,7 @@ def sync_check(clips: Sequence, syncnet: SyncNet, offsets: Sequence[int] = range
 
 def summarise_group(entries: Sequence[dict]) -> dict:
     out = {"clips": len(entries), "offset_within_1": sum(e["hits"] for e in entries) / sum(e["tried"] for e in entries),
-           "auc": float(np.mean([e["auc"] for e in entries])),
+           "auc": _mean([e["auc"] for e in entries]),
            "lse_d_real": float(np.mean([e["real"]["lse_d"] for e in entries])),
            "lse_c_real": float(np.mean([e["real"]["lse_c"] for e in entries]))}
     with_other = [e for e in entries if "mismatched" in e]
@@ -143,6 +149,11 @@ def summarise_group(entries: Sequence[dict]) -> dict:
     return out
 
 
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
 def format_report(report: dict) -> str:
     lines = [f"offsets {report['offsets'][0]}..{report['offsets'][-1]} frames; chance of |error| <= 1: "
              f"{report['chance']:.3f}",
@@ -151,7 +162,8 @@ def format_report(report: dict) -> str:
     for name, g in report["groups"].items():
         mism = f"{g['lse_c_mismatched']:.3f}" if "lse_c_mismatched" in g else "-"
         better = f"{g['real_above_mismatched']}/{g['compared']}" if "compared" in g else "-"
-        lines.append(f"{name:<22}{g['clips']:>6}{g['offset_within_1']:>10.3f}{g['auc']:>7.3f}{g['lse_d_real']:>12.3f}"
+        auc = "-" if g["auc"] is None else f"{g['auc']:.3f}"
+        lines.append(f"{name:<22}{g['clips']:>6}{g['offset_within_1']:>10.3f}{auc:>7}{g['lse_d_real']:>12.3f}"
                      f"{g['lse_c_real']:>12.3f}{mism:>13}{better:>12}")
     if report["skipped"]:
         lines.append(f"{len(report['skipped'])} clips skipped (see the JSON report)")

@@ -5,13 +5,15 @@ sync (the paper's reference [5]; it gives Speech2Vid's stage (ii) and the field'
 
 * video stream: 5 consecutive grey frames of the lower face, stacked as channels (the paper's early
   fusion), (48, 80, 5): rows 56..103, columns 16..95 of the aligned 112 face (`SYNC_BOX`);
-* audio stream: 20 MFCC frames (0.2 s at 100 Hz) of our front end's 12 coefficients, (12, 20, 1);
+* audio stream: 20 MFCC frames (0.2 s at 100 Hz) of our front end's 12 coefficients, (12, 20, 1),
+  normalised per clip (`sync.normalise_mfcc`: cepstral mean and variance);
 * each: four conv-BN-ReLU blocks with max pooling, flatten, fc-BN-ReLU, fc to the embedding, which is
   L2-normalised, so distances lie in [0, 2].
 
 Changes from the published network, and why:
 * 12 MFCC coefficients, not 13: our front end (spec §1) drops c0, which follows the recording gain
-  rather than the mouth.
+  rather than the mouth. Per-clip cepstral mean and variance normalisation: with about 100 training
+  voices, the channel and the voice must not be what the audio stream learns.
 * The face is already aligned (`face.align`), so the crop is a fixed box of 48×80 at the aligned
   scale rather than a 120×120 mouth detection; grey, as the paper.
 * About 1.5 M parameters with 128-d embeddings instead of about 13 M with 1024-d, and BatchNorm in every
@@ -60,12 +62,10 @@ def build_syncnet_video(config: SyncNetConfig | str = "small") -> keras.Model:
 
 
 def build_syncnet_audio(config: SyncNetConfig | str = "small") -> keras.Model:
-    """(B, 12, 20, 1) MFCC windows → (B, embedding), unit length."""
+    """(B, 12, 20, 1) MFCC windows, normalised per clip (`sync.normalise_mfcc`) → (B, embedding), unit length."""
     config = get_syncnet_config(config)
     mfcc = keras.Input((config.mfcc_coeffs, config.mfcc_frames, 1), name="mfcc")
-    # MFCC values are tens; a fixed scale keeps the first activations near unit size
-    x = keras.layers.Rescaling(0.1, name="audio_scale")(mfcc)
-    return keras.Model(mfcc, _stream(x, config.audio_widths, AUDIO_POOLS, "audio", config), name="syncnet_audio")
+    return keras.Model(mfcc, _stream(mfcc, config.audio_widths, AUDIO_POOLS, "audio", config), name="syncnet_audio")
 
 
 def build_syncnet(config: SyncNetConfig | str = "small") -> keras.Model:

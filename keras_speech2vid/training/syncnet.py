@@ -19,7 +19,7 @@ OUT/state.json are written atomically; a re-run with the same OUT continues afte
 epoch (the learning rate decays over the first run's epochs; a larger --epochs on resume goes on at the
 final rate). Validation on the 'val' split after each epoch: ROC AUC of in-sync against ≥ 10-frame shifts,
 and the offset proxy (the share of ≥ 2 s tracks whose distance minimum lies within ±1 frame of 0).
-OUT/syncnet.keras is the epoch with the best validation offset figure; run.json makes OUT a run for
+OUT/syncnet.keras is the epoch with the best validation AUC; run.json makes OUT a run for
 ``speech2vid pack-weights``.
 """
 
@@ -36,7 +36,8 @@ from keras import ops
 from keras_speech2vid.config import SyncNetConfig, get_syncnet_config
 from keras_speech2vid.errors import Speech2VidError
 from keras_speech2vid.io import atomic_path, write_text
-from keras_speech2vid.sync import audio_windows, summarise, sync_crop, video_windows, window_centres
+from keras_speech2vid.sync import (audio_windows, inside_audio, normalise_mfcc, summarise, sync_crop, video_windows,
+                                   window_centres)
 
 CACHE_FORMAT = "keras_speech2vid-sync-cache-1"
 
@@ -124,9 +125,15 @@ class SyncSampler:
         if len(starts) < spans:
             raise Speech2VidError(f"only {len(starts)} usable spans of {span} windows; need {spans}")
         self.starts = np.array(starts, np.int64)
+        self._normalised: dict[int, np.ndarray] = {}
 
     def __len__(self):
         return len(self.starts)
+
+    def _mfcc(self, t: int, mfcc: np.ndarray) -> np.ndarray:
+        if t not in self._normalised:  # once per track: the normalisation is over the whole clip
+            self._normalised[t] = normalise_mfcc(mfcc, self.config)
+        return self._normalised[t]
 
     def _photometric(self, x: np.ndarray) -> np.ndarray:
         import cv2
@@ -155,7 +162,8 @@ class SyncSampler:
                 v = np.transpose(self._photometric(np.transpose(v, (3, 0, 1, 2)).reshape(-1, *v.shape[1:3])).reshape(
                     v.shape[3], *v.shape[:3]), (1, 2, 3, 0))
             videos.append(v)
-            audios.append(audio_windows(mfcc, np.arange(k[p] - s, k[p] + self.span + s), fps, self.config))
+            audios.append(audio_windows(self._mfcc(int(t), mfcc), np.arange(k[p] - s, k[p] + self.span + s), fps,
+                                        self.config))
         targets = np.full(self.spans * self.span, s, np.int32)
         return {"video": np.concatenate(videos), "mfcc": np.concatenate(audios)}, targets
 
@@ -226,23 +234,39 @@ def roc_auc(positive, negative) -> float:
     return float((neg_ranks.sum() - len(neg) * (len(neg) + 1) / 2) / (len(pos) * len(neg)))
 
 
+def far_pairs(d: np.ndarray, centres, fps: float, seconds: float, config: SyncNetConfig, far: int = 10):
+    """(in-sync distances, distances at |shift| ≥ far) of windows whose audio is real audio at both.
+
+    A shift into the silent padding is an easy negative: short clips would look better than they are.
+    """
+    s = config.max_shift
+    keep = inside_audio(centres, 0, fps, seconds, config)
+    negatives = [d[inside_audio(centres, j - s, fps, seconds, config) & keep, j]
+                 for j in np.r_[0:s - far + 1, s + far:2 * s + 1]]
+    return d[keep, s], np.concatenate(negatives)
+
+
 def validate(syncnet, cache: dict, min_seconds: float = 2.0, far: int = 10) -> dict:
-    """AUC (in sync vs |shift| ≥ far) over all windows; offset proxy and mean confidence over long tracks."""
+    """AUC (in sync vs |shift| ≥ far, `far_pairs`) over all windows; offset proxy and confidence on long tracks."""
+    from keras_speech2vid.sync import audio_seconds
+
     pos, neg, hits, confidences = [], [], [], []
-    s = syncnet.config.max_shift
     for t in range(len(cache["start"])):
         crops, k, mfcc, fps = track_arrays(cache, t)
-        d, _ = syncnet.distances(crops, k, mfcc, fps)
+        d, centres = syncnet.distances(crops, k, mfcc, fps)
         if not len(d):
             continue
-        pos.append(d[:, s])
-        neg.append(d[:, np.r_[0:s - far + 1, s + far:2 * s + 1]].ravel())
+        p, n = far_pairs(d, centres, fps, audio_seconds(mfcc, syncnet.config), syncnet.config, far)
+        pos.append(p)
+        neg.append(n)
         if len(k) / fps >= min_seconds:
             result = summarise(d)
             hits.append(abs(result.offset) <= 1)
             confidences.append(result.confidence)
-    out = {"auc": roc_auc(np.concatenate(pos), np.concatenate(neg)) if pos else None,
-           "tracks": len(pos), "long_tracks": len(hits)}
+    tracks = len(pos)
+    pos, neg = np.concatenate(pos) if pos else np.zeros(0), np.concatenate(neg) if neg else np.zeros(0)
+    out = {"auc": roc_auc(pos, neg) if len(pos) and len(neg) else None, "pairs": [int(len(pos)), int(len(neg))],
+           "tracks": tracks, "long_tracks": len(hits)}
     if hits:
         out.update(offset_within_1=float(np.mean(hits)), confidence=float(np.mean(confidences)))
     return out
@@ -254,8 +278,11 @@ def validate(syncnet, cache: dict, min_seconds: float = 2.0, far: int = 10) -> d
 
 def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epochs: int = 10,
                   steps_per_epoch: int = 500, spans: int = 8, span: int = 16, learning_rate: float = 1e-3,
-                  seed: int = 0, verbose: int = 1) -> dict:
-    """Train (or resume) a SyncNet in OUT; returns the run record (also OUT/run.json)."""
+                  seed: int = 0, init_from=None, verbose: int = 1) -> dict:
+    """Train (or resume) a SyncNet in OUT; returns the run record (also OUT/run.json).
+
+    `init_from`: a `syncnet.keras` (or a run folder holding one) whose weights start a new run.
+    """
     from keras_speech2vid.data.dataset import read_manifest
     from keras_speech2vid.models.syncnet import build_syncnet
     from keras_speech2vid.sync import SyncNet
@@ -267,7 +294,8 @@ def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epoc
     has_val = any(v["split"] == "val" for v in read_manifest(data_dir)["videos"])
     val = sync_cache(data_dir, "val", out_dir, progress=bool(verbose)) if has_val else None
     settings = {"data": str(data_dir), "epochs": epochs, "steps_per_epoch": steps_per_epoch, "spans": spans,
-                "span": span, "learning_rate": learning_rate, "seed": seed}
+                "span": span, "learning_rate": learning_rate, "seed": seed,
+                "init_from": None if init_from is None else str(init_from)}
     state_path, checkpoint = out_dir / "state.json", out_dir / "checkpoint.keras"
     state = {"epoch": 0, "history": [], "best": None}
     if state_path.is_file() and checkpoint.is_file():
@@ -281,6 +309,11 @@ def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epoc
     else:
         keras.utils.set_random_seed(seed)
         syncnet = build_syncnet(config)
+        if init_from is not None:
+            from keras_speech2vid.weights import load_keras_file
+
+            source = Path(init_from) / "syncnet.keras" if Path(init_from).is_dir() else Path(init_from)
+            syncnet.set_weights(load_keras_file(source).get_weights())
         trainer = build_sync_trainer(syncnet, spans, span, config.max_shift)
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch, alpha=0.05)
         trainer.compile(keras.optimizers.Adam(schedule), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -296,7 +329,7 @@ def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epoc
                "samples_per_s": steps_per_epoch * spans * span / seconds}
         if val is not None:
             row["val"] = validate(SyncNet(syncnet, config), val)
-        score = (row.get("val") or {}).get("offset_within_1", row["accuracy"])
+        score = (row.get("val") or {}).get("auc") or row["accuracy"]  # AUC: over thousands of windows, steadier
         if state["best"] is None or score >= state["best"]["score"]:
             state["best"] = {"epoch": epoch, "score": score}
             with atomic_path(out_dir / "syncnet.keras") as tmp:
