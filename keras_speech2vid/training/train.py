@@ -33,6 +33,7 @@ import tensorflow as tf
 from keras_speech2vid.config import ModelConfig, get_config
 from keras_speech2vid.errors import Speech2VidError
 from keras_speech2vid.io import atomic_path, write_text
+from keras_speech2vid.training.losses import GeneratorLoss, l1_weight_map, mouth_mask, upper_face_mask  # noqa: F401
 from keras_speech2vid.training.tasks import TASKS, Task, image_grid
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
@@ -234,35 +235,6 @@ def _freeze(model: keras.Model, prefixes: tuple[str, ...]) -> None:
         layer.trainable = False
 
 
-def l1_weight_map(size: int, mouth_weight: float) -> tf.Tensor:
-    """(1, size, size, 1) per-pixel L1 weights: 1, plus `mouth_weight` inside the canonical mouth box.
-
-    `size` is 109 (generator output) or 112 (aligned face); the weights average to 1 so losses stay
-    comparable with the plain L1.
-    """
-    weights = 1.0 + mouth_weight * mouth_mask(size)
-    return tf.constant((weights / weights.mean())[None, :, :, None])
-
-
-def mouth_mask(size: int) -> np.ndarray:
-    """(size, size) float32: 1 inside the canonical mouth box (109 or 112 px), 0 elsewhere."""
-    from keras_speech2vid.face.canonical import mouth_box
-
-    mask = np.zeros((size, size), np.float32)
-    top, bottom, left, right = mouth_box(size=size)
-    mask[top:bottom, left:right] = 1.0
-    return mask
-
-
-def upper_face_mask(size: int) -> np.ndarray:
-    """(size, size) float32: 1 on the rows above the canonical mouth box (eyes, brows, nose), 0 below."""
-    from keras_speech2vid.face.canonical import mouth_box
-
-    mask = np.zeros((size, size), np.float32)
-    mask[:mouth_box(size=size)[0]] = 1.0
-    return mask
-
-
 def _scalar(value) -> float:
     """A Python float from a variable, distributed or not."""
     return float(tf.convert_to_tensor(value))
@@ -317,17 +289,10 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         optimizer.build(view.trainable_variables)
     with strategy.scope(), dtype_policy("float32"):
         expert = _load_expert(cfg.shape_expert, model_config.output_size) if cfg.shape_weight else None
-    if expert is not None:
-        mouth_only = tf.constant(mouth_mask(model_config.output_size)[None, :, :, None])
-    if cfg.shape_terms == "aperture":
-        from keras_speech2vid.models.mouth_expert import aperture_matrix
-
-        shape_terms = tf.constant(aperture_matrix())
-    if cfg.audio_leak_weight:
-        if task.name != "generator":
-            raise TrainingError(f"audio_leak_weight is for the generator; the {task.name} has no audio input")
-        upper = upper_face_mask(model_config.output_size)
-        upper_only = tf.constant((upper / upper.mean())[None, :, :, None])
+    if cfg.audio_leak_weight and task.name != "generator":
+        raise TrainingError(f"audio_leak_weight is for the generator; the {task.name} has no audio input")
+    # a deblurrer's output is the 109 frame too (its inputs are degraded targets)
+    loss_of = GeneratorLoss(cfg, model_config.output_size, expert)
     # loop counters live outside the strategy: plain host variables, the same on every worker
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
@@ -348,25 +313,8 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
                   f"{len(_layers_with_weights(model))} layers)")
 
     # === distributed step functions ===
-    def loss_fn(inputs, target, training):
-        output = _frame(view(inputs, training=training))
-        error = tf.abs(target - output)
-        if cfg.mouth_weight:
-            error = error * l1_weight_map(int(target.shape[1]), cfg.mouth_weight)
-        loss = tf.reduce_mean(error, axis=[1, 2, 3])  # per-example per-pixel (weighted) L1
-        if expert is not None:
-            # the expert sees the target with only the mouth box generated: the loss can change that
-            # box alone, not the cheeks around it that the expert also reads
-            composite = target + (output - target) * mouth_only
-            shape = expert(composite, training=False) - expert(target, training=False)
-            shape = tf.abs(shape @ shape_terms if cfg.shape_terms == "aperture" else shape)
-            loss += cfg.shape_weight * tf.reduce_mean(shape, axis=1)
-        if cfg.audio_leak_weight:
-            # each example's identity with its neighbour's audio: the upper face must not change
-            swapped = _frame(view({**inputs, "mfcc": tf.roll(inputs["mfcc"], 1, axis=0)}, training=training))
-            leak = tf.reduce_mean(tf.abs(output - swapped) * upper_only, axis=[1, 2, 3])
-            loss += cfg.audio_leak_weight * leak
-        return loss
+    def loss_fn(inputs, target, training):  # per-example loss (`training.losses`)
+        return loss_of(lambda x, t: _frame(view(x, training=t)), inputs, target, training)
 
     def replica_update(inputs, target):
         with tf.GradientTape() as tape:

@@ -123,11 +123,11 @@ def test_mixed_bfloat16_trains_and_saves_a_float32_model(tmp_path, task):
 
 def test_l1_weight_map_puts_mouth_weight_in_the_mouth_box_and_averages_to_one():
     from keras_speech2vid.evaluation.metrics import mouth_box
-    from keras_speech2vid.training.train import l1_weight_map
+    from keras_speech2vid.training.losses import l1_weight_map
 
-    assert np.allclose(l1_weight_map(109, 0.0).numpy(), 1.0)
+    assert np.allclose(np.asarray(l1_weight_map(109, 0.0)), 1.0)
     for size in (109, 112):
-        w = l1_weight_map(size, 4.0).numpy()[0, :, :, 0]
+        w = np.asarray(l1_weight_map(size, 4.0))[0, :, :, 0]
         top, bottom, left, right = mouth_box(size=size)
         assert w.shape == (size, size) and np.isclose(w.mean(), 1.0, atol=1e-6)
         inside = np.zeros_like(w, bool)
@@ -137,12 +137,12 @@ def test_l1_weight_map_puts_mouth_weight_in_the_mouth_box_and_averages_to_one():
 
 
 def _weighted_val_l1(model, ds, mouth_weight):
-    from keras_speech2vid.training.train import l1_weight_map
+    from keras_speech2vid.training.losses import l1_weight_map
 
     errors = []
     for inputs, target in ds:
         frame = np.asarray(model(inputs, training=False)["frame"])
-        weights = l1_weight_map(109, mouth_weight).numpy()
+        weights = np.asarray(l1_weight_map(109, mouth_weight))
         errors.append(np.mean(np.abs(target.numpy() - frame) * weights, axis=(1, 2, 3)))
     return float(np.mean(np.concatenate(errors)))
 
@@ -311,3 +311,29 @@ def test_audio_leak_weight_is_refused_for_the_deblurrer_and_when_negative(tmp_pa
         train("deblurrer", "tiny", synthetic_dataset(), tmp_path / "d",
               TrainConfig(epochs=1, steps_per_epoch=1, audio_leak_weight=1.0), verbose=0)
     assert not (tmp_path / "d" / "deblurrer.keras").exists()
+
+
+def test_loss_terms_match_a_numpy_reference():
+    """Each piece of `training.losses`, in keras.ops, against the formula written out in NumPy."""
+    from keras_speech2vid.models.mouth_expert import aperture_matrix
+    from keras_speech2vid.training import losses as L
+
+    rng = np.random.default_rng(0)
+    out, tgt, swapped = (rng.uniform(size=(3, 109, 109, 3)).astype("float32") for _ in range(3))
+    w = L.l1_weight_map(109, 4.0)
+    np.testing.assert_allclose(np.asarray(L.weighted_l1(out, tgt, w)), (np.abs(tgt - out) * w).mean(axis=(1, 2, 3)),
+                               rtol=1e-5)
+    upper = L.upper_face_mask(109)[None, :, :, None]
+    np.testing.assert_allclose(np.asarray(L.audio_leak_term(out, swapped, upper)),
+                               (np.abs(out - swapped) * upper).mean(axis=(1, 2, 3)), rtol=1e-5)
+    proj = rng.normal(size=(109 * 109 * 3, 40)).astype("float32") / 100
+
+    def expert(x, training=False):  # a linear stand-in for the mouth expert
+        return np.asarray(x).reshape(len(x), -1) @ proj
+
+    box = L.mouth_mask(109)[None, :, :, None]
+    composite = tgt + (out - tgt) * box
+    diff = expert(composite) - expert(tgt)
+    np.testing.assert_allclose(np.asarray(L.shape_term(expert, out, tgt, box)), np.abs(diff).mean(axis=1), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(L.shape_term(expert, out, tgt, box, aperture_matrix())),
+                               np.abs(diff @ aperture_matrix()).mean(axis=1), rtol=1e-4, atol=1e-6)
