@@ -94,6 +94,7 @@ class GeneratorLoss:
         if self.expert is not None:
             loss = loss + self.cfg.shape_weight * shape_term(self.expert, output, target, self.mouth_only, self.terms)
         if self.upper_only is not None:
+            inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}  # Keras will not mix arrays and tensors
             swapped = forward({**inputs, "mfcc": ops.roll(inputs["mfcc"], 1, axis=0)}, training)
             loss = loss + self.cfg.audio_leak_weight * audio_leak_term(output, swapped, self.upper_only)
         return loss
