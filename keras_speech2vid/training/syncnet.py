@@ -339,8 +339,14 @@ def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epoc
         with atomic_path(checkpoint) as tmp:
             trainer.save(tmp)
         write_text(state_path, json.dumps(state, indent=1) + "\n")
+        _write_record(out_dir, config, settings, state, epochs)
         if verbose:
             print(f"epoch {epoch}: " + json.dumps(row))
+    return _write_record(out_dir, config, settings, state, epochs)
+
+
+def _write_record(out_dir: Path, config: SyncNetConfig, settings: dict, state: dict, epochs: int) -> dict:
+    """OUT/run.json: what `pack-weights` reads (the best epoch so far is OUT/syncnet.keras)."""
     record = {"task": "syncnet", "model": config.to_dict(), "settings": settings, "history": state["history"],
               "best": state["best"], "finished": state["epoch"] >= epochs}
     write_text(out_dir / "run.json", json.dumps(record, indent=1) + "\n")
