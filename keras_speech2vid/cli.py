@@ -234,15 +234,22 @@ def _add_train_syncnet(sub):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init-from", default=None, help="start from the weights of another run's syncnet.keras")
+    p.add_argument("--dropout", type=float, default=None, help="dropout after fc1 of each stream (default: the preset's)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0: Adam)")
     return p
 
 
 def _run_train_syncnet(args):
     from keras_speech2vid.training.syncnet import train_syncnet
 
-    record = train_syncnet(args.data, args.out, args.preset, epochs=args.epochs, steps_per_epoch=args.steps,
+    from keras_speech2vid.config import get_syncnet_config
+
+    config = get_syncnet_config(args.preset)
+    if args.dropout is not None:
+        config = config.replace(dropout=args.dropout)
+    record = train_syncnet(args.data, args.out, config, epochs=args.epochs, steps_per_epoch=args.steps,
                            spans=args.spans, span=args.span, learning_rate=args.lr, seed=args.seed,
-                           init_from=args.init_from)
+                           init_from=args.init_from, weight_decay=args.weight_decay)
     last = record["history"][-1] if record["history"] else {}
     val = last.get("val") or {}
     print(f"{args.out}/syncnet.keras: best epoch {record['best']['epoch']}, val AUC {val.get('auc')}, "

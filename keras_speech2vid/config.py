@@ -152,6 +152,7 @@ class SyncNetConfig:
     hidden: int = 256
     embedding: int = 128
     bn_momentum: float = 0.99
+    dropout: float = 0.0  # after fc1 of each stream (training only)
     max_shift: int = 15  # offsets searched, frames each way (as syncnet_python's vshift)
 
     def __post_init__(self):
@@ -159,6 +160,8 @@ class SyncNetConfig:
             value = getattr(self, field)
             if len(value) != 4 or any(int(w) < 1 for w in value):
                 raise ValueError(f"{field} needs 4 positive widths. Received: {field}={value}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout!r}")
         if self.video_frames < 1 or self.mfcc_frames < 4:
             raise ValueError(f"video_frames must be >= 1 and mfcc_frames >= 4. Received: "
                              f"video_frames={self.video_frames}, mfcc_frames={self.mfcc_frames}")

@@ -49,6 +49,8 @@ def _stream(inputs, widths, pools, prefix: str, config: SyncNetConfig):
     x = keras.layers.Dense(config.hidden, use_bias=False, name=f"{prefix}_fc1")(x)
     x = keras.layers.BatchNormalization(momentum=config.bn_momentum, name=f"{prefix}_fc1_bn")(x)
     x = keras.layers.ReLU(name=f"{prefix}_fc1_relu")(x)
+    if config.dropout:
+        x = keras.layers.Dropout(config.dropout, name=f"{prefix}_dropout")(x)
     x = keras.layers.Dense(config.embedding, name=f"{prefix}_fc2")(x)
     return keras.layers.UnitNormalization(name=f"{prefix}_embedding")(x)
 

@@ -6,8 +6,8 @@ frame) with their frame indices, fps and the video's padded MFCC, cached in OUT/
 Batches (`SyncSampler`): `spans` random runs of `span` consecutive 5-frame windows, each from a random
 track. For a window at frame k the candidates are the audio windows at k + s for every shift
 s in −S..S of its own clip (S = `max_shift`, the true one is s = 0) and, from every other span of the
-batch, the audio window at the same place (other clips). Augmentation: horizontal flips, contrast,
-brightness and, on a third of the spans, blur (the generator's faces are soft: its sync loss will read
+batch, the audio window at the same place (other clips). Augmentation: horizontal flips, shifts of up to
+3 pixels, contrast, brightness and, on a third of the spans, blur (the generator's faces are soft: its sync loss will read
 them).
 
 Loss: multi-way contrastive (the softmax over candidates of the scaled cosine similarity, cross-entropy
@@ -141,6 +141,9 @@ class SyncSampler:
         r = self.rng
         if r.random() < 0.5:
             x = x[:, :, ::-1]
+        dy, dx = r.integers(-3, 4, size=2)  # alignment jitter: shift by up to 3 px, edges repeated
+        if dy or dx:
+            x = np.pad(x, ((0, 0), (3, 3), (3, 3)), mode="edge")[:, 3 - dy:3 - dy + x.shape[1], 3 - dx:3 - dx + x.shape[2]]
         if r.random() < 1 / 3:  # blur: down by 1.5–3× and back
             f = r.uniform(1.5, 3.0)
             h, w = x.shape[1:3]
@@ -278,7 +281,7 @@ def validate(syncnet, cache: dict, min_seconds: float = 2.0, far: int = 10) -> d
 
 def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epochs: int = 10,
                   steps_per_epoch: int = 500, spans: int = 8, span: int = 16, learning_rate: float = 1e-3,
-                  seed: int = 0, init_from=None, verbose: int = 1) -> dict:
+                  seed: int = 0, init_from=None, weight_decay: float = 0.0, verbose: int = 1) -> dict:
     """Train (or resume) a SyncNet in OUT; returns the run record (also OUT/run.json).
 
     `init_from`: a `syncnet.keras` (or a run folder holding one) whose weights start a new run.
@@ -295,7 +298,7 @@ def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epoc
     val = sync_cache(data_dir, "val", out_dir, progress=bool(verbose)) if has_val else None
     settings = {"data": str(data_dir), "epochs": epochs, "steps_per_epoch": steps_per_epoch, "spans": spans,
                 "span": span, "learning_rate": learning_rate, "seed": seed,
-                "init_from": None if init_from is None else str(init_from)}
+                "init_from": None if init_from is None else str(init_from), "weight_decay": weight_decay}
     state_path, checkpoint = out_dir / "state.json", out_dir / "checkpoint.keras"
     state = {"epoch": 0, "history": [], "best": None}
     if state_path.is_file() and checkpoint.is_file():
@@ -316,7 +319,9 @@ def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epoc
             syncnet.set_weights(load_keras_file(source).get_weights())
         trainer = build_sync_trainer(syncnet, spans, span, config.max_shift)
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch, alpha=0.05)
-        trainer.compile(keras.optimizers.Adam(schedule), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer = (keras.optimizers.AdamW(schedule, weight_decay=weight_decay) if weight_decay else
+                     keras.optimizers.Adam(schedule))
+        trainer.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                         metrics=["sparse_categorical_accuracy"], jit_compile=False)  # XLA: ×0.56 on CPU (bench)
     state.update(model=config.to_dict(), settings=settings, windows={"train": int(len(train["crops"]))})
     for epoch in range(state["epoch"] + 1, epochs + 1):
