@@ -11,8 +11,10 @@ from keras_speech2vid.models import (
     build_decoder,
     build_generator,
     build_identity_encoder,
+    build_syncnet,
     get_submodels,
 )
+from tests.helpers import assert_round_trips
 
 # spec §2.6
 TRAINABLE = {
@@ -131,42 +133,12 @@ def test_generator_equals_composed_submodels():
                                np.asarray(decoder([np.asarray(audio(mfcc)), *cached])), atol=1e-6)
 
 
-BUILDERS = [build_audio_encoder, build_identity_encoder, build_decoder, build_generator, build_deblurrer]
-
-
-def _inputs(model, rng):
-    if isinstance(model.input, dict):
-        return {k: rng.uniform(size=(2, *t.shape[1:])).astype(np.float32) for k, t in model.input.items()}
-    xs = [rng.uniform(size=(2, *t.shape[1:])).astype(np.float32) for t in model.inputs]
-    return xs if len(xs) > 1 else xs[0]
-
-
-def _outputs(model, xs):
-    out = model(xs)
-    out = list(out.values()) if isinstance(out, dict) else out
-    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+BUILDERS = [build_audio_encoder, build_identity_encoder, build_decoder, build_generator, build_deblurrer, build_syncnet]
 
 
 @pytest.mark.parametrize("builder", BUILDERS, ids=lambda b: b.__name__)
-def test_config_round_trip(builder):
-    model = builder("tiny")
-    clone = keras.Model.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    xs = _inputs(model, np.random.default_rng(3))
-    for a, b in zip(_outputs(model, xs), _outputs(clone, xs)):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
-
-
-@pytest.mark.parametrize("builder", BUILDERS, ids=lambda b: b.__name__)
-def test_keras_save_load_safe_mode(builder, tmp_path):
-    model = builder("tiny")
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    xs = _inputs(model, np.random.default_rng(4))
-    for a, b in zip(_outputs(model, xs), _outputs(loaded, xs)):
-        np.testing.assert_array_equal(a, b)
+def test_config_and_keras_file_round_trip(builder, tmp_path):
+    assert_round_trips(builder("tiny"), tmp_path)
 
 
 def test_unknown_preset_and_bad_config():

@@ -1,4 +1,3 @@
-import keras
 import numpy as np
 import pytest
 
@@ -33,17 +32,24 @@ def test_shapes_unit_embeddings_and_parameter_count(preset):
     assert audio.count_params() == _stream_params(c.audio_widths, 1, 15 * c.audio_widths[-1], c.hidden, c.embedding)
 
 
-def test_layer_names_prefixed_and_safe_mode_round_trip(tmp_path):
-    model = build_syncnet("tiny")
-    video, audio = get_streams(model)
+def test_layer_names_prefixed():
+    video, audio = get_streams(build_syncnet("tiny"))
     assert all(layer.name.startswith("video_") for layer in video.layers[1:])  # after the input
     assert all(layer.name.startswith("audio_") for layer in audio.layers[1:])
-    model.save(tmp_path / "s.keras")
-    loaded = keras.saving.load_model(tmp_path / "s.keras", safe_mode=True)
-    x = {"video": np.random.default_rng(1).uniform(size=(2, *SYNC_CROP, 5)).astype("float32"),
-         "mfcc": np.random.default_rng(2).normal(size=(2, 12, 20, 1)).astype("float32")}
-    for a, b in zip(model(x), loaded(x)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_dropout_acts_in_training_only(tmp_path):
+    from tests.helpers import assert_round_trips
+
+    model = build_syncnet(get_syncnet_config("tiny").replace(dropout=0.5))
+    video, _ = get_streams(model)
+    x = np.random.default_rng(4).uniform(size=(4, *SYNC_CROP, 5)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(video(x)), np.asarray(video(x)))
+    # in training two calls differ by their dropout masks (BatchNorm alone gives equal calls)
+    assert np.abs(np.asarray(video(x, training=True)) - np.asarray(video(x, training=True))).max() > 1e-3
+    plain, _ = get_streams(build_syncnet("tiny"))
+    np.testing.assert_array_equal(np.asarray(plain(x, training=True)), np.asarray(plain(x, training=True)))
+    assert_round_trips(model, tmp_path)
 
 
 def test_streams_see_only_their_input_and_bad_configs_raise():
