@@ -70,7 +70,8 @@ def normalise_mfcc(mfcc: np.ndarray, config: SyncNetConfig) -> np.ndarray:
     return (m - real.mean(axis=1, keepdims=True)) / (real.std(axis=1, keepdims=True) + 1e-3)
 
 
-def audio_windows(mfcc: np.ndarray, frame_indices, fps: float, config: SyncNetConfig, offset: float = 0.0) -> np.ndarray:
+def audio_windows(mfcc: np.ndarray, frame_indices, fps: float, config: SyncNetConfig,
+                  offset: float = 0.0) -> np.ndarray:
     """(n, 12, 20, 1) float32: the audio windows of video frames `frame_indices` of a padded MFCC (12, F).
 
     The same windows as `audio.gather_windows` (columns outside the MFCC read as silence), in NumPy:

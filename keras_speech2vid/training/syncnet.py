@@ -6,9 +6,9 @@ frame) with their frame indices, fps and the video's padded MFCC, cached in OUT/
 Batches (`SyncSampler`): `spans` random runs of `span` consecutive 5-frame windows, each from a random
 track. For a window at frame k the candidates are the audio windows at k + s for every shift
 s in −S..S of its own clip (S = `max_shift`, the true one is s = 0) and, from every other span of the
-batch, the audio window at the same place (other clips). Augmentation: horizontal flips, shifts of up to
-3 pixels, contrast, brightness and, on a third of the spans, blur (the generator's faces are soft: its sync loss will read
-them).
+batch, the audio window at the same place (other clips). Augmentation: horizontal flips, shifts of up
+to 3 pixels, contrast, brightness and, on a third of the spans, blur (the generator's faces are soft:
+its sync loss will read them).
 
 Loss: multi-way contrastive (the softmax over candidates of the scaled cosine similarity, cross-entropy
 on the true one; Chung et al.'s "Perfect match" form of SyncNet's pairwise contrastive loss), which
@@ -135,7 +135,7 @@ class SyncSampler:
             self._normalised[t] = normalise_mfcc(mfcc, self.config)
         return self._normalised[t]
 
-    def _photometric(self, x: np.ndarray) -> np.ndarray:
+    def _augment(self, x: np.ndarray) -> np.ndarray:
         import cv2
 
         r = self.rng
@@ -143,7 +143,8 @@ class SyncSampler:
             x = x[:, :, ::-1]
         dy, dx = r.integers(-3, 4, size=2)  # alignment jitter: shift by up to 3 px, edges repeated
         if dy or dx:
-            x = np.pad(x, ((0, 0), (3, 3), (3, 3)), mode="edge")[:, 3 - dy:3 - dy + x.shape[1], 3 - dx:3 - dx + x.shape[2]]
+            h, w = x.shape[1:3]
+            x = np.pad(x, ((0, 0), (3, 3), (3, 3)), mode="edge")[:, 3 - dy:3 - dy + h, 3 - dx:3 - dx + w]
         if r.random() < 1 / 3:  # blur: down by 1.5–3× and back
             f = r.uniform(1.5, 3.0)
             h, w = x.shape[1:3]
@@ -162,8 +163,8 @@ class SyncSampler:
             pos = np.arange(p, p + self.span)
             v = video_windows(crops, pos, self.config.video_frames)
             if self.augment:  # the same draw for the whole span: one clip, one look
-                v = np.transpose(self._photometric(np.transpose(v, (3, 0, 1, 2)).reshape(-1, *v.shape[1:3])).reshape(
-                    v.shape[3], *v.shape[:3]), (1, 2, 3, 0))
+                frames = np.transpose(v, (3, 0, 1, 2)).reshape(-1, *v.shape[1:3])  # (5·span, 48, 80)
+                v = np.transpose(self._augment(frames).reshape(v.shape[3], *v.shape[:3]), (1, 2, 3, 0))
             videos.append(v)
             audios.append(audio_windows(self._mfcc(int(t), mfcc), np.arange(k[p] - s, k[p] + self.span + s), fps,
                                         self.config))
