@@ -234,7 +234,8 @@ def _add_train_syncnet(sub):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init-from", default=None, help="start from the weights of another run's syncnet.keras")
-    p.add_argument("--dropout", type=float, default=None, help="dropout after fc1 of each stream (default: the preset's)")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="dropout after fc1 of each stream (default: the preset's)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0: Adam)")
     return p
 

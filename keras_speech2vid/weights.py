@@ -1,7 +1,8 @@
 """Weights folders: compact, checksummed, loaded without pickle.
 
 A weights folder holds `manifest.json` and one `.npz` per model. The manifest names each model's
-kind ("generator", "deblurrer" or "syncnet"), its config (`ModelConfig`, or `SyncNetConfig` for a SyncNet), its file and the file's SHA-256. Kernels are
+kind ("generator", "deblurrer" or "syncnet"), its config (`ModelConfig`, or `SyncNetConfig` for a
+SyncNet), its file and the file's SHA-256. Kernels are
 stored as float16 (halving the size of the 28 M-parameter generator) and loaded as float32; biases
 and BatchNorm statistics stay float32. Files are read with `np.load(allow_pickle=False)`.
 

@@ -18,13 +18,16 @@ from keras_speech2vid.data.prepare import PrepareConfig, prepare
 from keras_speech2vid.face.track import track_video
 from tests.conftest import CLIPS, DATA, ROOT, shared_path
 
+STAGE_I = PrepareConfig(val_fraction=0.0, sync=False)  # these tests are about stage (i); test_sync_stage: (ii)
+VAL = ["grid_lbbc2a_woman_pink_top"]
+
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
     inputs = CLIPS + [DATA / "obama.jpg", DATA / "transcript.mp3"]  # two files that must be skipped
-    manifest = prepare(inputs, out, PrepareConfig(val_fraction=0.0, sync=False), val_groups=["grid_lbbc2a_woman_pink_top"],
+    manifest = prepare(inputs, out, STAGE_I, val_groups=VAL,
                        progress=False)
     return out, manifest
 
@@ -119,7 +122,7 @@ def test_av_offset_from_manifest_shifts_windows(prepared, tmp_path):
     shifted = next(iter(make_dataset(copy, "val", "tiny", batch_size=4, shuffle=False, seed=0)))[0]["mfcc"].numpy()
     np.testing.assert_allclose(shifted[1][:, :15], base[1][:, 20:], atol=1e-5)  # frame 5 shifted by 20 columns
     # re-preparing keeps the edited offsets
-    manifest = prepare(CLIPS, copy, PrepareConfig(val_fraction=0.0, sync=False), val_groups=["grid_lbbc2a_woman_pink_top"],
+    manifest = prepare(CLIPS, copy, STAGE_I, val_groups=VAL,
                        progress=False)
     assert all(v["av_offset"] == 0.2 for v in manifest["videos"])
 
@@ -131,7 +134,7 @@ def _snapshot(folder):
 def test_rerun_rewrites_no_shard(prepared):
     out, _ = prepared
     before = _snapshot(out)
-    prepare(CLIPS, out, PrepareConfig(val_fraction=0.0, sync=False), val_groups=["grid_lbbc2a_woman_pink_top"], progress=False)
+    prepare(CLIPS, out, STAGE_I, val_groups=VAL, progress=False)
     assert _snapshot(out) == before
 
 
