@@ -340,6 +340,9 @@ def _add_generate(sub):
 
 
 def _run_generate(args):
+    from keras_speech2vid.inference.stream import check_outfile
+
+    check_outfile(args.outfile, [*args.face, args.audio])  # before the model loads
     s2v = _load_speech2vid(args, fps=args.fps, resize_factor=args.resize_factor)
     out = s2v.generate_video(args.face, args.audio, args.outfile, aligned=True if args.aligned else None,
                              box=args.box, pads=args.pads, resize_factor=args.resize_factor,
@@ -370,6 +373,9 @@ def _add_redub(sub):
 
 
 def _run_redub(args):
+    from keras_speech2vid.inference.stream import check_outfile
+
+    check_outfile(args.outfile, [args.video, args.audio])  # before the model loads
     s2v = _load_speech2vid(args, **{"identity-frames": args.identity_frames})
     out = s2v.redub(args.video, args.audio, args.outfile, region=args.region, blend=args.blend,
                     smooth=False if args.nosmooth else None, identity_frames=args.identity_frames,

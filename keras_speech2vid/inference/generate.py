@@ -279,12 +279,13 @@ class Speech2Vid:
 
         Takes the keyword arguments of `generate`. Returns the output path.
         """
-        outfile = check_outfile(outfile)
+        listed = faces if isinstance(faces, (list, tuple)) else [faces]
+        outfile = check_outfile(outfile, [*listed, audio])
         return self.generate(faces, audio, **kwargs).write(outfile)
 
     def redub(self, video, audio, outfile, **kwargs) -> Path:
         """Re-dub `video` with `audio` into `outfile`; see `keras_speech2vid.inference.redub.redub_frames`."""
         from keras_speech2vid.inference.redub import redub_frames
 
-        outfile = check_outfile(outfile)
+        outfile = check_outfile(outfile, [video, audio])
         return redub_frames(self, video, audio, **kwargs).write(outfile)

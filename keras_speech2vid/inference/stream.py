@@ -74,9 +74,20 @@ class FrameStream:
         return outfile
 
 
-def check_outfile(outfile) -> Path:
-    """Fail early (before any model work) when the output folder does not exist."""
+def check_outfile(outfile, inputs=()) -> Path:
+    """Fail early (before any model work) when the output folder does not exist, or when the output
+    is one of the `inputs` (the same path, or another name of the same file): writing it would destroy it."""
+    import os
+
     outfile = Path(outfile)
+    for item in inputs:
+        if not isinstance(item, (str, os.PathLike)):
+            continue  # arrays and waveforms
+        same = Path(item).resolve() == outfile.resolve()
+        if not same and outfile.exists() and Path(item).exists():
+            same = os.path.samefile(item, outfile)
+        if same:
+            raise MediaError(f"{outfile}: the output would overwrite the input {item}; choose another --outfile")
     if not outfile.parent.is_dir():
         raise MediaError(f"{outfile}: output folder {outfile.parent} does not exist")
     if outfile.is_dir():

@@ -416,3 +416,27 @@ def test_ten_minutes_of_audio_in_bounded_memory(tiny_weights, tmp_path):
     print(f"peak RSS: 10 s {peak_short / 1024:.0f} MB, 10 min {peak_long / 1024:.0f} MB")
     assert peak_long - peak_short < 300 * 1024
     assert abs(count_frames(tmp_path / "long.mp4") - 15000) <= 1
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(s2v, tmp_path):
+    import hashlib
+    import shutil
+
+    from keras_speech2vid.cli import main
+
+    face, speech, video = (shutil.copy(p, tmp_path) for p in (DATA / "obama.jpg", DATA / "tmp.wav",
+                                                               DATA / "grid_bbaf2n_man_denim.mpg"))
+    os.link(speech, tmp_path / "speech_link.wav")  # another name of the same file
+    digest = {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in (face, speech, video)}
+    cases = [["generate", "--face", face, "--audio", speech, "--outfile", face],
+             ["generate", "--face", face, "--audio", speech, "--outfile", str(tmp_path / "speech_link.wav")],
+             ["generate", "--face", face, "--audio", speech, "--outfile", str(tmp_path / ".." / tmp_path.name /
+                                                                                 "obama.jpg")],
+             ["redub", "--video", video, "--audio", speech, "--outfile", video]]
+    for argv in cases:
+        assert main([str(a) for a in argv]) == 2
+    with pytest.raises(MediaError, match="overwrite the input"):
+        s2v.generate_video(face, speech, face)
+    with pytest.raises(MediaError, match="overwrite the input"):
+        s2v.redub(video, speech, speech)
+    assert digest == {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in digest}
