@@ -85,6 +85,7 @@ def _run_prepare(args):
     import logging
 
     from keras_speech2vid.data.prepare import PrepareConfig, prepare
+    from keras_speech2vid.errors import Speech2VidError
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
@@ -92,10 +93,17 @@ def _run_prepare(args):
     except ValueError:
         raise SystemExit(f"speech2vid prepare: error: --shard must look like i/N. Received: {args.shard!r}")
     speakers = json.loads(open(args.speakers).read()) if args.speakers else None
-    config = PrepareConfig(every=args.every, val_fraction=args.val_fraction,
-                           min_track_frames=args.min_track_frames, smooth=not args.nosmooth, sync=not args.no_sync,
-                           sync_weights=args.sync_weights, sync_threshold=args.sync_threshold,
-                           inactive=args.inactive)
+    try:
+        config = PrepareConfig(every=args.every, val_fraction=args.val_fraction,
+                               min_track_frames=args.min_track_frames, smooth=not args.nosmooth, sync=not args.no_sync,
+                               sync_weights=args.sync_weights, sync_threshold=args.sync_threshold,
+                               inactive=args.inactive)
+        if not (count >= 1 and 0 <= index < count):
+            raise ValueError(f"--shard must be i/N with 0 <= i < N. Received: {args.shard!r}")
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1. Received: {args.workers}")
+    except ValueError as e:
+        raise Speech2VidError(str(e)) from None
     manifest = prepare(args.inputs, args.out, config, shard=(index, count), workers=args.workers,
                        speakers=speakers, val_groups=args.val)
     t = manifest["totals"]

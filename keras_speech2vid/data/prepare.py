@@ -66,6 +66,12 @@ class PrepareConfig:
     inactive: str = "drop"  # what the loader does with inactive tracks: "drop" or "flag" (keep, marked)
 
     def __post_init__(self):
+        checks = {"every": self.every >= 1, "val_fraction": 0.0 <= self.val_fraction < 1.0,
+                  "min_track_frames": self.min_track_frames >= 1, "jpeg_quality": 1 <= self.jpeg_quality <= 100,
+                  "sync_threshold": self.sync_threshold >= 0.0}
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"invalid {name}. Received: {name}={getattr(self, name)!r}")
         if self.inactive not in ("drop", "flag"):
             raise ValueError(f"inactive must be 'drop' or 'flag'. Received: inactive={self.inactive!r}")
 
@@ -341,7 +347,10 @@ def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), 
     for folder in ("records", "videos"):  # temporaries left by a killed run
         for stale in (out_dir / folder).glob(".*"):
             stale.unlink()
+    inputs = list(inputs)
     videos = find_videos(inputs)
+    if inputs and not videos:
+        raise Speech2VidError(f"{', '.join(map(str, inputs))}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
     ids: dict[str, Path] = {}
     for v in videos:
         if video_id(v) in ids:

@@ -188,3 +188,22 @@ print("replicas", [t.shape[0] for t in strategy.experimental_local_results(batch
         out = subprocess.run([sys.executable, "-c", code % (str(ROOT), str(CLIPS[2]), d, d)], capture_output=True,
                              text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
     assert "replicas [4, 4]" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("option", [["--every", "0"], ["--val-fraction", "2"], ["--shard", "3/2"],
+                                    ["--workers", "0"], ["--sync-threshold", "-1"]])
+def test_prepare_refuses_bad_options_in_one_line(option, tmp_path, capsys):
+    from keras_speech2vid.cli import main
+
+    assert main(["prepare", str(CLIPS[0]), "--out", str(tmp_path / "out"), *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option[0].lstrip("-").replace("-", "_").split("_")[0] in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_refuses_a_folder_without_videos(tmp_path, capsys):
+    from keras_speech2vid.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no video files" in capsys.readouterr().err
