@@ -19,8 +19,6 @@ What tf2onnx 1.17 needs with Keras 3 / TF 2.21 / numpy 2 (measured here):
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import keras
@@ -70,14 +68,10 @@ def keras_to_onnx(model: keras.Model, path, *, opset: int = DEFAULT_OPSET, outpu
                               f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''})") from e
     for value in (*proto.graph.input, *proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"  # tf2onnx names it unk__NNN
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from keras_speech2vid.io import atomic_path
+
+    with atomic_path(path, suffix=".tmp") as tmp:  # the one atomic writer: it also gives the usual file mode
+        tmp.write_bytes(proto.SerializeToString())
     return path
 
 

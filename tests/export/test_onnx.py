@@ -14,6 +14,12 @@ def _check(generator, deblurrer, out_dir, batch_sizes):
 
     results = export_onnx(generator, out_dir, deblurrer, batch_sizes=batch_sizes)
     assert sorted(p.name for p in out_dir.iterdir()) == ["deblurrer.onnx", "generator.onnx"]  # no temp files
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in out_dir.iterdir():  # the mode of every other output, not mkstemp's 0600
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask, oct(p.stat().st_mode)
     for key, model in (("generator", generator), ("deblurrer", deblurrer)):
         path = results[key]["path"]
         assert results[key]["max_abs_diff"] <= ATOL
