@@ -150,6 +150,8 @@ def decode_audio(path, sample_rate: int = 16000) -> np.ndarray:
     audio = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
     if audio.size == 0:
         raise AudioError(f"{path}: the audio stream decodes to no samples")
+    if not np.isfinite(audio).all():  # float WAVs can hold them; they would fail late, at the AAC mux
+        raise AudioError(f"{path}: the audio holds NaN or infinite samples")
     return audio
 
 

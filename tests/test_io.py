@@ -211,3 +211,22 @@ def test_ffmpeg_falls_back_to_path(monkeypatch):
     monkeypatch.setattr(io.shutil, "which", lambda name: None)
     with pytest.raises(MediaError, match="ffmpeg not found"):
         io.ffmpeg_exe()
+
+
+def test_nan_or_inf_audio_is_refused_naming_the_file(tmp_path):
+    from keras_speech2vid.inference.inputs import load_audio
+
+    samples = np.zeros(16000, np.float32)
+    samples[100], samples[200] = np.nan, np.inf
+    path = tmp_path / "bad.wav"  # 32-bit float WAV (format 3), written by hand: the wave module has no float
+    data = samples.tobytes()
+    header = (b"RIFF" + (36 + len(data)).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+              + (3).to_bytes(2, "little") + (1).to_bytes(2, "little") + (16000).to_bytes(4, "little")
+              + (64000).to_bytes(4, "little") + (4).to_bytes(2, "little") + (32).to_bytes(2, "little")
+              + b"data" + len(data).to_bytes(4, "little"))
+    path.write_bytes(header + data)
+    with pytest.raises(AudioError, match="NaN or infinite") as e:
+        io.decode_audio(path)
+    assert_one_line_naming(e, path)
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        load_audio(samples)

@@ -23,6 +23,8 @@ def load_audio(audio, sample_rate: int = 16000) -> np.ndarray:
     wave = np.asarray(audio, dtype=np.float32)
     if wave.ndim != 1 or wave.size == 0:
         raise AudioError(f"audio must be a file or a non-empty 1-D waveform. Received: shape={wave.shape}")
+    if not np.isfinite(wave).all():
+        raise AudioError("the audio waveform holds NaN or infinite samples")
     return wave
 
 
