@@ -79,6 +79,11 @@ def to_dlib_rect(box):
     return dlib.rectangle(left, top, max(left, right - 1), max(top, bottom - 1))
 
 
+def no_box(box) -> bool:
+    """None, or Wav2Lip's ``-1 -1 -1 -1``: no box hint."""
+    return box is None or (len(box) == 4 and all(float(v) == -1 for v in box))
+
+
 def box_from_tblr(box) -> np.ndarray:
     """Convert a Wav2Lip-style hint ``(top, bottom, left, right)`` to ``[left, top, right, bottom]``."""
     values = [float(v) for v in box]
@@ -195,7 +200,7 @@ def select_face(detections: list[Detection], box=None, source: str = "image") ->
     Raises:
       NoFaceError: there is no detection and no hint.
     """
-    if box is not None:
+    if not no_box(box):
         hint = box_from_tblr(box)
         if detections:
             overlaps = [iou(d.xyxy, hint) for d in detections]
@@ -217,4 +222,10 @@ def find_face(image: np.ndarray, box=None, source: str = "image", upsample: int 
       NoFaceError: no face was found (and no `box` hint was given); the message names `source`.
     """
     check_image_size(image, source)
+    if not no_box(box):
+        left, top, right, bottom = box_from_tblr(box)
+        h, w = image.shape[:2]
+        if right <= 0 or bottom <= 0 or left >= w or top >= h:
+            raise ImageError(f"{source}: the box (top bottom left right) {' '.join(f'{v:g}' for v in box)} lies "
+                             f"outside the {w}×{h} image")
     return select_face(detect_faces(image, upsample=upsample, min_score=min_score), box=box, source=source)

@@ -58,6 +58,7 @@ from keras_speech2vid.face.detect import (
     box_from_tblr,
     detect_faces,
     iou,
+    no_box,
 )
 from keras_speech2vid.face.landmarks import predict_landmarks
 
@@ -220,7 +221,7 @@ class FaceTracker:
 
     def __init__(self, config: TrackConfig | None = None, box=None):
         self.config = config or TrackConfig()
-        self.hint = None if box is None else box_from_tblr(box)
+        self.hint = None if no_box(box) else box_from_tblr(box)
         self.index = -1
         self.shot = 0
         self._next_track = 0

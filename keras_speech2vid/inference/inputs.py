@@ -49,7 +49,9 @@ def _resize(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _scale_box(box, factor: float):
-    return None if box is None else [float(v) / factor for v in box]
+    from keras_speech2vid.face.detect import no_box
+
+    return None if no_box(box) else [float(v) / factor for v in box]
 
 
 def _align_still(image: np.ndarray, box=None, pads=None, source: str = "image"):

@@ -139,3 +139,18 @@ def test_output_name_clash_is_refused(tmp_path):
 def test_detection_from_xyxy_round_trip():
     d = Detection.from_xyxy([1, 2, 11, 22], score=0.5)
     assert (d.width, d.height, d.area, d.score) == (10, 20, 200, 0.5)
+
+
+def test_wav2lip_minus_one_box_means_none_and_a_box_off_the_image_is_refused():
+    from keras_speech2vid.face import find_face
+    from keras_speech2vid.face.track import FaceTracker
+
+    image = read_image(DATA / "obama.jpg")
+    h, w = image.shape[:2]
+    np.testing.assert_array_equal(find_face(image, box=[-1, -1, -1, -1]).xyxy, find_face(image).xyxy)
+    assert FaceTracker(box=(-1, -1, -1, -1)).hint is None
+    with pytest.raises(ImageError, match="outside") as e:
+        find_face(image, box=[h + 10, h + 50, 0, 40], source="obama.jpg")
+    assert "obama.jpg" in str(e.value) and "\n" not in str(e.value)
+    # a box that overlaps the image is still a hint
+    assert find_face(image, box=[-5, 60, -5, 60]) is not None
