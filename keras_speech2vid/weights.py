@@ -131,6 +131,10 @@ def load_keras_file(path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file missing")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a truncated file
+        raise WeightsError(f"{path}: not a Keras file (truncated or another format: no zip archive)")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # noqa: BLE001
@@ -178,6 +182,9 @@ def load_models(weights_dir=None) -> GenerationModels:
     """
     folder = Path(weights_dir) if weights_dir is not None else default_weights_dir()
     if weights_dir is None and not (folder / MANIFEST).exists() and not (folder / "generator.keras").exists():
+        if os.environ.get("SPEECH2VID_WEIGHTS"):
+            raise WeightsError(f"{folder}: SPEECH2VID_WEIGHTS names a folder with no weights "
+                               f"({'missing' if not folder.exists() else 'no ' + MANIFEST}); fix or unset it")
         raise WeightsError(f"no trained Speech2Vid weights are bundled yet ({folder} holds none): "
                            f"train a model and pass its folder with --weights DIR")
     if folder.exists() and not folder.is_dir():

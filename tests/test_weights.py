@@ -87,3 +87,19 @@ def test_pack_training_runs(tmp_path):
     assert loaded["generator"][2] == PRESETS["tiny"]
     with pytest.raises(WeightsError, match="no run.json"):
         main(["--verbose", "pack-weights", str(tmp_path / "w"), "--out", str(tmp_path / "w2")])
+
+
+def test_weights_messages_name_the_variable_and_a_truncated_keras_file(tmp_path, monkeypatch):
+    from keras_speech2vid.models import build_syncnet
+    from keras_speech2vid.weights import load_keras_file, load_models
+
+    monkeypatch.setenv("SPEECH2VID_WEIGHTS", str(tmp_path / "nowhere"))
+    with pytest.raises(WeightsError, match="SPEECH2VID_WEIGHTS") as e:
+        load_models()
+    assert "nowhere" in str(e.value) and "\n" not in str(e.value)
+    path = tmp_path / "s.keras"
+    build_syncnet("tiny").save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(WeightsError, match="truncated") as e:
+        load_keras_file(path)
+    assert str(path) in str(e.value)
