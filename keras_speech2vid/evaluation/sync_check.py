@@ -84,13 +84,21 @@ def _auc(positive, negative):
     return roc_auc(positive, negative) if len(positive) and len(negative) else None
 
 
-def plot_clip(entry: dict, max_shift: int) -> np.ndarray:
-    """RGB plot of a clip's mean distance D(s) over the shift s, for each audio of `check_clip`."""
+def plot_clip(entry: dict, max_shift: int, crops: np.ndarray | None = None) -> np.ndarray:
+    """RGB plot of a clip's mean distance D(s) over the shift s, for each audio of `check_clip`; with
+    `crops` (T, 48, 80), a strip of 8 of them spread over the clip on top: what SyncNet's video stream sees."""
+    import cv2
+
     from keras_speech2vid.evaluation.report import line_plot
 
-    return line_plot(entry["curves"], np.arange(-max_shift, max_shift + 1),
+    plot = line_plot(entry["curves"], np.arange(-max_shift, max_shift + 1),
                      f"{entry['clip']}: SyncNet mean distance by audio shift (minimum = the offset)",
                      "shift s (frames, + = audio later)", "D(s)")
+    if crops is None or not len(crops):
+        return plot
+    picks = np.linspace(0, len(crops) - 1, 8).round().astype(int)
+    strip = np.concatenate([cv2.resize(crops[i], (120, 72), interpolation=cv2.INTER_CUBIC) for i in picks], axis=1)
+    return np.concatenate([np.repeat(strip[:, :, None], 3, axis=2), plot[:, :strip.shape[1]]], axis=0)
 
 
 def sync_check(clips: Sequence, syncnet: SyncNet, offsets: Sequence[int] = range(-10, 11), min_seconds: float = 2.0,
@@ -124,7 +132,8 @@ def sync_check(clips: Sequence, syncnet: SyncNet, offsets: Sequence[int] = range
             from keras_speech2vid.io import write_png
 
             Path(plots).mkdir(parents=True, exist_ok=True)
-            write_png(Path(plots) / f"sync_{clip.stem}.png", plot_clip(entries[-1], syncnet.config.max_shift))
+            crops = np.stack([sync_crop(faces.crops[k]) for k in sorted(faces.crops)])
+            write_png(Path(plots) / f"sync_{clip.stem}.png", plot_clip(entries[-1], syncnet.config.max_shift, crops))
     groups: dict[str, dict] = {}
     for long in (True, False):
         chosen = [e for e in entries if (e["seconds"] >= min_seconds) == long]
