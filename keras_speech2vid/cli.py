@@ -75,6 +75,8 @@ def _add_prepare(sub):
     p.add_argument("--sync-weights", default=None, help="weights folder with a SyncNet (default: the bundled weights)")
     p.add_argument("--sync-threshold", type=float, default=PrepareConfig().sync_threshold,
                    help="tracks whose SyncNet confidence is below this are not the speaker (inactive)")
+    p.add_argument("--sync-min-seconds", type=float, default=PrepareConfig().sync_min_seconds,
+                   help="shorter tracks are measured but neither judged nor used for the video's offset")
     p.add_argument("--inactive", choices=("drop", "flag"), default="drop",
                    help="inactive tracks: the loader skips them (drop) or keeps them, marked (flag)")
     return p
@@ -97,7 +99,7 @@ def _run_prepare(args):
         config = PrepareConfig(every=args.every, val_fraction=args.val_fraction,
                                min_track_frames=args.min_track_frames, smooth=not args.nosmooth, sync=not args.no_sync,
                                sync_weights=args.sync_weights, sync_threshold=args.sync_threshold,
-                               inactive=args.inactive)
+                               sync_min_seconds=args.sync_min_seconds, inactive=args.inactive)
         if not (count >= 1 and 0 <= index < count):
             raise ValueError(f"--shard must be i/N with 0 <= i < N. Received: {args.shard!r}")
         if args.workers < 1:

@@ -23,9 +23,9 @@ below `val_fraction`.
 
 Stage (ii), AV sync and active speaker (the paper's SyncNet step), runs when SyncNet weights exist
 (the bundled ones, or `sync_weights`) unless ``sync=False``: each track gets ``sync`` (`sync.SyncResult`:
-offset in frames within ±15, confidence, min distance) and ``active`` (confidence ≥ `sync_threshold`).
-The video's ``av_offset`` (seconds, positive = audio later) is then the offset of its most confident
-active track (0 when none); the loader reads it from the manifest and skips inactive tracks when
+offset in frames within ±15, confidence, min distance) and ``active`` (confidence ≥ `sync_threshold`;
+None for tracks shorter than `sync_min_seconds`, which are not judged). The video's ``av_offset``
+(seconds, positive = audio later) is then the offset of its most confident active track (0 when none); the loader reads it from the manifest and skips inactive tracks when
 ``inactive="drop"`` (the default; "flag" keeps them, marked). A re-run measures finished videos that lack
 a measurement by this SyncNet (its checksum is recorded), without re-preparing them. An offset edited into
 the manifest by hand (one that differs from the measured one) is kept by later runs.
@@ -64,6 +64,10 @@ class PrepareConfig:
     # clips of >= 2 s (`speech2vid evaluate-sync`): real 0.031-0.181 (15 of 18 >= 0.06), the same clips
     # with another clip's audio 0.016-0.057 (all below 0.06)
     sync_threshold: float = 0.06
+    # shorter tracks are measured and recorded, but neither judged nor used for the video's offset: on
+    # 1.2 s clips the offset estimate is noisy (±1 frame on half of them) and the confidence is not on
+    # the scale of longer clips (shifts into the silent padding inflate the median)
+    sync_min_seconds: float = 2.0
     inactive: str = "drop"  # what the loader does with inactive tracks: "drop" or "flag" (keep, marked)
 
     def __post_init__(self):
@@ -184,17 +188,21 @@ def sync_entry(entry: dict, crops: dict, mfcc: np.ndarray, config: PrepareConfig
         result = syncnet.estimate(grey, indices, mfcc, entry["fps"])
         track["sync"] = None if result is None else result.to_dict()
     entry["sync_model"] = _syncnet_id(config)
-    return apply_sync(entry, config.sync_threshold)
+    return apply_sync(entry, config.sync_threshold, config.sync_min_seconds)
 
 
-def apply_sync(entry: dict, threshold: float) -> dict:
-    """Mark each measured track active or not, and set the video's measured offset (see module doc)."""
+def apply_sync(entry: dict, threshold: float, min_seconds: float = 0.0) -> dict:
+    """Mark each measured track of at least `min_seconds` active or not (shorter ones: ``active`` None,
+    not judged), and set the video's measured offset from the judged ones (see module doc)."""
     measured = [t for t in entry["tracks"] if "sync" in t]
     if not measured:
         return entry
     best = None
     for track in measured:
         result = track["sync"]
+        if track["frames"] / entry["fps"] < min_seconds:
+            track["active"] = None
+            continue
         track["active"] = bool(result is not None and result["confidence"] >= threshold)
         if track["active"] and (best is None or result["confidence"] > best["confidence"]):
             best = result
@@ -302,7 +310,7 @@ def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None =
         if entry.get("status") == "skipped":
             skipped.append({"file": entry["file"], "reason": entry["reason"]})
             continue
-        apply_sync(entry, config.sync_threshold)
+        apply_sync(entry, config.sync_threshold, config.sync_min_seconds)
         group = speakers.get(entry["video_id"], entry["video_id"])
         entry["speaker"] = speakers.get(entry["video_id"])
         entry["split"] = split_of(group, config.val_fraction, val_groups)
