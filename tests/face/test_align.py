@@ -24,7 +24,8 @@ from keras_speech2vid.face import (
     warp_face,
     warp_to_frame,
 )
-from keras_speech2vid.face.align import _canonical_json, canvas_matrix
+from keras_speech2vid.face.align import canvas_matrix
+from keras_speech2vid.face.canonical import _canonical_json
 from keras_speech2vid.io import iter_frames, read_image
 
 CANONICAL_112 = canonical_landmarks(112)[ALIGN_INDICES]
