@@ -247,6 +247,8 @@ def _add_train_syncnet(sub):
     p.add_argument("--dropout", type=float, default=None,
                    help="dropout after fc1 of each stream (default: the preset's)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0: Adam)")
+    p.add_argument("--pair-weight", type=float, default=0.0,
+                   help="weight of the pairwise contrastive term beside the multi-way loss (0: none)")
     return p
 
 
@@ -260,7 +262,7 @@ def _run_train_syncnet(args):
         config = config.replace(dropout=args.dropout)
     record = train_syncnet(args.data, args.out, config, epochs=args.epochs, steps_per_epoch=args.steps,
                            spans=args.spans, span=args.span, learning_rate=args.lr, seed=args.seed,
-                           init_from=args.init_from, weight_decay=args.weight_decay)
+                           init_from=args.init_from, weight_decay=args.weight_decay, pair_weight=args.pair_weight)
     last = record["history"][-1] if record["history"] else {}
     val = last.get("val") or {}
     print(f"{args.out}/syncnet.keras: best epoch {record['best']['epoch']}, val AUC {val.get('auc')}, "

@@ -82,3 +82,22 @@ def test_training_learns_sync_and_resumes(corpus, tmp_path):
     after = resumed["history"][-1]["val"]["auc"]
     assert after >= 0.65 and after > before + 0.1, (before, after)
     assert resumed["history"][-1]["loss"] < resumed["history"][0]["loss"]
+
+
+def test_sync_loss_is_cross_entropy_plus_the_pairwise_contrastive_term():
+    from keras_speech2vid.training.syncnet import SyncLoss
+
+    s, n, scale = 2, 3, 10.0
+    rng = np.random.default_rng(5)
+    cos = rng.uniform(-1, 1, size=(4, 2 * s + 1 + n)).astype("float32")
+    cos[:, 2 * s + 1] -= 1e4  # the masked own-clip column
+    logits, y = cos * scale, np.full(4, s)
+    plain = np.asarray(SyncLoss(s, scale)(y, logits))
+    z = logits - logits.max(axis=1, keepdims=True)
+    ce = np.log(np.exp(z).sum(axis=1)) - z[:, s]
+    assert plain == pytest.approx(ce.mean(), rel=1e-5)
+    d = np.sqrt(2 - 2 * np.clip(cos, -1, 1))
+    negative = np.array([0, 0, 0, 0, 0, 0, 1, 1], bool)  # far = 5 > s: only the other clips (own one masked)
+    pair = d[:, s] ** 2 + (np.maximum(1.3 - d[:, negative], 0) ** 2).mean(axis=1)
+    both = np.asarray(SyncLoss(s, scale, pair_weight=0.5)(y, logits))
+    assert both == pytest.approx((ce + 0.5 * pair).mean(), rel=1e-5)
