@@ -109,7 +109,12 @@ def test_cli_end_to_end_with_the_tiny_model(tiny_weights, tmp_path, capsys):
             image = cv2.imread(str(out / f"{clip['name']}_{kind}.png"))
             assert image is not None and image.shape[0] > 200 and image.shape[1] > 600
     overall = report["overall"]
-    assert set(overall) == {"model", "static", "mismatched"}
+    assert set(overall) == {"model", "static", "mismatched", "real"}  # "real": the clips' own LSE-D/LSE-C
+    for name in ("model", "static", "mismatched", "real"):
+        assert 0.0 <= overall[name]["lse_d"] <= 2.0 and overall[name]["lse_c"] >= 0.0
+    # real talking faces are in sync with their audio; a frozen frame is not
+    assert overall["real"]["lse_c"] > 2 * overall["static"]["lse_c"]
+    assert "LSE-C" in (out / "report.md").read_text()
     assert overall["model"]["frames"] == sum(c["scored"]["count"] for c in report["clips"])
     assert overall["model"]["clips"] == 3
     text = (out / "report.md").read_text()

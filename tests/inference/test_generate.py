@@ -276,9 +276,19 @@ def test_unreadable_weights_folders(tiny_weights, tmp_path):
         Speech2Vid.load(only_deblur)
 
 
+def _no_bundled_weights(monkeypatch, folder):
+    import keras_speech2vid.weights as W
+
+    monkeypatch.delenv("SPEECH2VID_WEIGHTS", raising=False)
+    monkeypatch.setattr(W, "BUNDLED_WEIGHTS", folder)  # an install whose weights/ folder is empty
+
+
 def test_bundled_weights_missing_says_so(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPEECH2VID_WEIGHTS", str(tmp_path))
+    _no_bundled_weights(monkeypatch, tmp_path)
     with pytest.raises(WeightsError, match="no trained Speech2Vid weights are bundled yet"):
+        Speech2Vid.load()
+    monkeypatch.setenv("SPEECH2VID_WEIGHTS", str(tmp_path))  # the variable is named when it is the cause
+    with pytest.raises(WeightsError, match="SPEECH2VID_WEIGHTS"):
         Speech2Vid.load()
 
 
@@ -357,7 +367,7 @@ def test_cli_demo(tiny_weights, tmp_path, monkeypatch, capsys):
     from keras_speech2vid.cli import main
     from keras_speech2vid.inference.generate import demo_files
 
-    monkeypatch.setenv("SPEECH2VID_WEIGHTS", str(tmp_path))  # an empty "bundled" folder
+    _no_bundled_weights(monkeypatch, tmp_path)
     out = tmp_path / "demo.mp4"
     assert main(["demo", "--outfile", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
