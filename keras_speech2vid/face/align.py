@@ -49,18 +49,14 @@ from keras_speech2vid.face.detect import (
     find_face,
     iou,
 )
-from keras_speech2vid.face.canonical import (  # noqa: F401  (re-exported: the geometry lives in face.canonical)
-    CANVAS_SIZE,
+from keras_speech2vid.face.canonical import (  # the geometry lives in face.canonical
     CROP_SIZE,
     CROP_START,
     FACE_SIZE,
     FILL_VALUE,
-    MOUTH_MARGIN,
     TARGET_OFFSET,
     TARGET_SIZE,
     canonical_landmarks,
-    lower_mouth_box,
-    mouth_box,
 )
 from keras_speech2vid.face.landmarks import ALIGN_INDICES, predict_landmarks
 

@@ -34,15 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_speech2vid.face.align import (
-    FACE_SIZE,
-    TARGET_OFFSET,
-    TARGET_SIZE,
-    inverse_matrix,
-    target_matrix,
-    transform_points,
-    warp_to_frame,
-)
+from keras_speech2vid.face.align import inverse_matrix, target_matrix, transform_points, warp_to_frame
+from keras_speech2vid.face.canonical import FACE_SIZE, TARGET_OFFSET, TARGET_SIZE
 
 REGIONS = ("lower", "full")
 BLENDS = ("poisson", "alpha", "none")
