@@ -512,7 +512,16 @@ def _import_tensorflow_quietly():
         os.close(saved)
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (timeout, docker stop, systemd) cleans up as Ctrl-C does
+
+
 def main(argv=None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -265,7 +265,8 @@ class VideoWriter:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self):
-        self._tmp = self._stack.enter_context(atomic_path(self.outfile, suffix=".mp4"))
+        # ".part": a temporary left by a SIGKILL must not pass for a finished video (ffmpeg is told "-f mp4")
+        self._tmp = self._stack.enter_context(atomic_path(self.outfile, suffix=".part"))
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
                "-r", f"{self.fps}", "-i", "-"]

@@ -450,3 +450,24 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(s2v, tmp_path)
     with pytest.raises(MediaError, match="overwrite the input"):
         s2v.redub(video, speech, speech)
     assert digest == {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in digest}
+
+
+def test_sigterm_leaves_no_partial_video(tiny_weights, tmp_path):
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "keras_speech2vid.cli", "generate", "--face", str(DATA / "obama.jpg"), "--audio",
+           str(DATA / "tmp.wav"), "--outfile", str(out), "--weights", str(tiny_weights), "--full-frame"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob(".out.mp4.*")) and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    partial = list(tmp_path.glob(".out.mp4.*"))
+    assert partial and all(p.suffix == ".part" for p in partial)  # a temporary never looks like an mp4
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "interrupted" in err
+    assert list(tmp_path.iterdir()) == []  # no output, no temporary
