@@ -10,6 +10,8 @@ import numpy as np
 
 from keras_speech2vid.errors import MediaError
 
+MAX_NAME = 255 - 20  # bytes: file systems take 255, `io.atomic_path` adds ".", ".XXXXXXXX" and ".part"
+
 
 class FrameStream:
     """An iterator of RGB uint8 frames that knows, before the first frame, what a writer needs.
@@ -90,6 +92,10 @@ def check_outfile(outfile, inputs=()) -> Path:
             raise MediaError(f"{outfile}: the output would overwrite the input {item}; choose another --outfile")
     if not outfile.parent.is_dir():
         raise MediaError(f"{outfile}: output folder {outfile.parent} does not exist")
+    if len(outfile.name.encode()) > MAX_NAME:  # the temporary beside it adds up to 20 characters
+        raise MediaError(f"{outfile}: file name too long ({len(outfile.name.encode())} bytes; at most {MAX_NAME})")
+    if not os.access(outfile.parent, os.W_OK):
+        raise MediaError(f"{outfile}: output folder {outfile.parent} is not writable")
     if outfile.is_dir():
         raise MediaError(f"{outfile}: is a folder, not a file name")
     return outfile

@@ -471,3 +471,14 @@ def test_sigterm_leaves_no_partial_video(tiny_weights, tmp_path):
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130 and "interrupted" in err
     assert list(tmp_path.iterdir()) == []  # no output, no temporary
+
+
+def test_an_output_name_too_long_for_its_temporary_is_refused_first(s2v, tmp_path):
+    from keras_speech2vid.inference.stream import MAX_NAME
+
+    out = tmp_path / ("x" * (MAX_NAME - 3) + ".mp4")  # 255 bytes would fit; its temporary would not
+    with pytest.raises(MediaError, match="too long") as e:
+        s2v.generate_video(DATA / "obama.jpg", np.zeros(4000, np.float32), out)
+    assert "\n" not in str(e.value) and not list(tmp_path.iterdir())
+    ok = tmp_path / ("y" * (MAX_NAME - 4) + ".mp4")
+    assert s2v.generate_video(DATA / "obama.jpg", np.zeros(4000, np.float32), ok) == ok and ok.is_file()
