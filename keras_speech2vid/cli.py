@@ -341,7 +341,10 @@ def _add_generate(sub):
                    help="--full-frame: blend the whole face (default) or the lower face only")
     p.add_argument("--blend", choices=("poisson", "alpha", "none"), default="poisson",
                    help="--full-frame: blending method (default: poisson)")
-    p.add_argument("--aligned", action="store_true", help="the faces are aligned 112x112 crops: skip detection")
+    aligned = p.add_mutually_exclusive_group()
+    aligned.add_argument("--aligned", action="store_true", help="the faces are aligned 112x112 crops: skip detection")
+    aligned.add_argument("--no-aligned", action="store_true",
+                         help="detect and align even 112x112 images (by default those are taken as aligned crops)")
     p.add_argument("--box", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
                    help="use the face nearest this box (top bottom left right) when there are several")
     p.add_argument("--pads", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
@@ -356,7 +359,7 @@ def _run_generate(args):
 
     check_outfile(args.outfile, [*args.face, args.audio])  # before the model loads
     s2v = _load_speech2vid(args, fps=args.fps, resize_factor=args.resize_factor)
-    out = s2v.generate_video(args.face, args.audio, args.outfile, aligned=True if args.aligned else None,
+    out = s2v.generate_video(args.face, args.audio, args.outfile, aligned=True if args.aligned else (False if args.no_aligned else None),
                              box=args.box, pads=args.pads, resize_factor=args.resize_factor,
                              full_frame=args.full_frame, region=args.region, blend=args.blend,
                              deblur=not args.no_deblur, fps=args.fps, progress=True)

@@ -482,3 +482,26 @@ def test_an_output_name_too_long_for_its_temporary_is_refused_first(s2v, tmp_pat
     assert "\n" not in str(e.value) and not list(tmp_path.iterdir())
     ok = tmp_path / ("y" * (MAX_NAME - 4) + ".mp4")
     assert s2v.generate_video(DATA / "obama.jpg", np.zeros(4000, np.float32), ok) == ok and ok.is_file()
+
+
+def test_no_aligned_detects_in_a_112_thumbnail(s2v, tmp_path):
+    import cv2
+
+    from keras_speech2vid.cli import build_parser
+    from keras_speech2vid.face import find_face
+
+    image = io.read_image(DATA / "obama.jpg")
+    left, top, right, bottom = find_face(image).xyxy
+    cx, cy, half = (left + right) / 2, (top + bottom) / 2, 0.8 * (right - left)
+    thumb = cv2.resize(image[int(cy - half):int(cy + half), int(cx - half):int(cx + half)], (112, 112),
+                       interpolation=cv2.INTER_AREA)  # a face thumbnail, not an aligned crop
+    as_crop, _, _ = s2v.prepare_faces(thumb)
+    detected, _, _ = s2v.prepare_faces(thumb, aligned=False)
+    np.testing.assert_array_equal(as_crop[0], thumb)  # the default takes any 112×112 image as aligned
+    assert np.abs(detected[0].astype(np.int16) - thumb.astype(np.int16)).mean() > 5  # re-aligned
+    args = build_parser().parse_args(["generate", "--face", "t.png", "--audio", "a.wav", "--outfile", "o.mp4",
+                                      "--no-aligned"])
+    assert args.no_aligned and not args.aligned
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--face", "t.png", "--audio", "a.wav", "--outfile", "o.mp4",
+                                   "--aligned", "--no-aligned"])
