@@ -178,20 +178,23 @@ def _run_training(args, task):
         raise TrainingError(f"{args.out}: --resume given but there is no checkpoint to continue from")
     if args.identity_mouth_region != "mouth" and not args.identity_mouth_mask:
         raise TrainingError("--identity-mouth-region needs --identity-mouth-mask")
+    try:  # settings first, in one line each, before TensorFlow builds anything
+        model_config = get_config(args.preset)
+        cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, val_steps=args.val_steps,
+                          batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
+                          patience=args.patience, checkpoint_every=args.checkpoint_every, jit_compile=args.xla,
+                          precision=args.precision, mouth_weight=args.mouth_weight,
+                          freeze=tuple(args.freeze), shape_expert=args.shape_expert,
+                          shape_weight=args.shape_weight, shape_terms=args.shape_terms,
+                          audio_leak_weight=args.audio_leak_weight)
+    except ValueError as e:
+        raise TrainingError(f"{args.command}: {e}") from None
     strategy = make_strategy(args.strategy)
-    cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, val_steps=args.val_steps,
-                      batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
-                      patience=args.patience, checkpoint_every=args.checkpoint_every, jit_compile=args.xla,
-                      precision=args.precision, mouth_weight=args.mouth_weight,
-                      freeze=tuple(args.freeze), shape_expert=args.shape_expert,
-                      shape_weight=args.shape_weight, shape_terms=args.shape_terms,
-                      audio_leak_weight=args.audio_leak_weight)
     train_ds = make_dataset(args.data, "train", args.preset, args.batch_size, seed=args.seed)
     manifest = read_manifest(args.data)
     has_val = any(v["split"] == "val" for v in manifest["videos"])
     # without a validation split: no early stopping, the last weights are kept
     val_ds = make_dataset(args.data, "val", args.preset, args.batch_size, seed=0) if has_val else None
-    model_config = get_config(args.preset)
     if args.identity_mouth_mask:
         model_config = model_config.replace(identity_mouth_mask=True, identity_mouth_fill=args.identity_mouth_mask,
                                             identity_mouth_region=args.identity_mouth_region)

@@ -337,3 +337,14 @@ def test_loss_terms_match_a_numpy_reference():
     np.testing.assert_allclose(np.asarray(L.shape_term(expert, out, tgt, box)), np.abs(diff).mean(axis=1), rtol=1e-4)
     np.testing.assert_allclose(np.asarray(L.shape_term(expert, out, tgt, box, aperture_matrix())),
                                np.abs(diff @ aperture_matrix()).mean(axis=1), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("option", [["--preset", "huge"], ["--batch-size", "0"], ["--epochs", "0"]])
+def test_train_refuses_bad_settings_in_one_line_before_reading_data(option, tmp_path, capsys):
+    from keras_speech2vid.cli import main
+
+    # the data folder does not exist: a refusal must come from the option, before any data is read
+    assert main(["train", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "run"), *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("Received" in err or "Unknown preset" in err), err
+    assert not (tmp_path / "run").exists()
