@@ -189,7 +189,12 @@ def parse_predict_response(body, output_keys=(FRAMES,)) -> dict:
         if len(output_keys) != 1:
             raise ServingError(f"response has one unnamed output, expected {list(output_keys)}")
         outputs = {output_keys[0]: outputs}
-    return {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
+    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
+    for k, v in arrays.items():  # a broken model must not become a video
+        if not np.isfinite(v).all():
+            bad = int((~np.isfinite(v)).sum())
+            raise ServingError(f"the server's {k!r} holds NaN or infinite values ({bad} of {v.size})")
+    return arrays
 
 
 def response_body(outputs: dict) -> dict:
@@ -215,7 +220,11 @@ class RestTransport:
         req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
+                body = resp.read()
+            try:
+                return json.loads(body)
+            except ValueError:  # an HTML page, a proxy's reply, a cut-off body
+                raise ServingError(f"{url}: the reply is not JSON ({len(body)} bytes: {body[:80]!r})") from None
         except urllib.error.HTTPError as e:  # TF Serving puts {"error": ...} in the body of 4xx/5xx
             body = e.read()
             try:
@@ -239,6 +248,8 @@ class LocalTransport:
         import tensorflow as tf
 
         self.dir = Path(saved_model_dir)
+        if not (self.dir / "saved_model.pb").is_file():
+            raise ServingError(f"{self.dir}: not a SavedModel folder (no saved_model.pb)")
         self.loaded = tf.saved_model.load(str(self.dir))
         self._metadata = None
 
@@ -378,13 +389,12 @@ def main(argv=None) -> int:
                                                             "instead of calling a server")
     args = parser.parse_args(argv)
 
-    transport = LocalTransport(args.saved_model) if args.saved_model else \
-        RestTransport(args.server, args.model, args.version)
-
     def progress(done, total):
         print(f"\r{done}/{total} frames", end="", file=sys.stderr, flush=True)
 
     try:
+        transport = LocalTransport(args.saved_model) if args.saved_model else \
+            RestTransport(args.server, args.model, args.version)
         out = run(transport, args.face, args.audio, args.out, args.batch, args.alignment, progress)
     except (ValueError, ServingError) as e:
         print(f"\nclient: error: {e}", file=sys.stderr)

@@ -282,3 +282,34 @@ def test_live_tf_serving(client, tiny_export, tiny_models, tmp_path):
             server.kill()
             server.wait()
         log.close()
+
+
+def test_nan_replies_html_replies_and_a_missing_saved_model_are_one_line_errors(client, tmp_path, capsys):
+    import http.server
+    import threading
+
+    with pytest.raises(client.ServingError, match="NaN or infinite"):
+        client.parse_predict_response({"outputs": [[float("nan"), 0.5]]})
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html><body>proxy login</body></html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        with pytest.raises(client.ServingError, match="not JSON") as e:
+            client.RestTransport(url, timeout=5).metadata()
+        assert url in str(e.value) and "\n" not in str(e.value)
+    finally:
+        server.shutdown()
+    code = client.main(["--face", str(DATA / "obama.jpg"), "--audio", str(DATA / "tmp.wav"),
+                        "--out", str(tmp_path / "o.mp4"), "--saved-model", str(tmp_path / "missing")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a SavedModel folder" in err[0] and "missing" in err[0]
