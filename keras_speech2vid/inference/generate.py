@@ -42,13 +42,14 @@ face when there are several.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from keras_speech2vid.audio import iter_audio_windows
 from keras_speech2vid.config import AudioConfig
-from keras_speech2vid.errors import ImageError, MediaError
+from keras_speech2vid.errors import ImageError, MediaError, NoFaceError
 from keras_speech2vid.inference.engine import DEFAULT_BATCH, FrameEngine
 from keras_speech2vid.models.generator import identity_images as _identity_images
 from keras_speech2vid.inference.inputs import (
@@ -181,7 +182,7 @@ class Speech2Vid:
                                                   resize_factor=resize_factor)
             aligned_face, frame = first
             return crops, Background(frame, aligned_face.matrix, aligned_face.landmarks), video
-        crops, background = [], None
+        crops, background, skipped = [], None, []
         for item in faces:
             source = str(item) if isinstance(item, (str, os.PathLike)) else "image"
             if isinstance(item, (str, os.PathLike)):
@@ -203,10 +204,20 @@ class Speech2Vid:
                                             canonical_landmarks(112))
                 continue
             image = _resize(image, resize_factor)
-            face = _align_still(image, box=_scale_box(box, resize_factor), pads=pads, source=source)
+            try:
+                face = _align_still(image, box=_scale_box(box, resize_factor), pads=pads, source=source)
+            except NoFaceError as e:
+                if len(faces) == 1:
+                    raise
+                skipped.append(str(e))  # one bad image of several: the others still give the identity
+                continue
             crops.append(face.face)
             if background is None:
                 background = Background(image, face.matrix, face.landmarks)
+        if not crops:
+            raise NoFaceError(f"no face found in any of the {len(faces)} images: " + "; ".join(skipped))
+        for reason in skipped:
+            warnings.warn(f"skipped an identity image: {reason}", stacklevel=2)
         return crops, background, None
 
     # -- generation ---------------------------------------------------------------------------------------

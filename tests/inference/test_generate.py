@@ -505,3 +505,17 @@ def test_no_aligned_detects_in_a_112_thumbnail(s2v, tmp_path):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "--face", "t.png", "--audio", "a.wav", "--outfile", "o.mp4",
                                    "--aligned", "--no-aligned"])
+
+
+def test_identity_images_without_a_face_are_skipped_while_one_remains(s2v, tmp_path):
+    import cv2
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 120, np.uint8))
+    with pytest.warns(UserWarning, match="blank.png: no face"):
+        crops, _, _ = s2v.prepare_faces([blank, DATA / "obama.jpg", blank])
+    alone, _, _ = s2v.prepare_faces(DATA / "obama.jpg")
+    assert len(crops) == 1 and np.array_equal(crops[0], alone[0])
+    with pytest.raises(NoFaceError, match="no face found in any of the 2 images") as e:
+        s2v.prepare_faces([blank, blank])
+    assert "\n" not in str(e.value) and "blank.png" in str(e.value)
