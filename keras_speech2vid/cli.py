@@ -522,9 +522,16 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # SIGTERM (timeout, docker stop, systemd) cleans up as Ctrl-C does
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"speech2vid: warning: {message}\n"
+
+
 def main(argv=None) -> int:
     import signal
     import threading
+    import warnings
+
+    warnings.formatwarning = _one_line_warning  # library warnings name their file: no source line needed
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
