@@ -30,8 +30,9 @@ def _run_align(args):
 
 def _add_export(sub):
     p = sub.add_parser("export", help="export a weights folder as a TF Serving SavedModel or as ONNX files")
-    p.add_argument("--weights", required=True,
-                   help="weights folder (generator.keras [+ deblurrer.keras], or a manifest.json folder)")
+    p.add_argument("--weights", default=None,
+                   help="weights folder (generator.keras [+ deblurrer.keras], or a manifest.json folder; "
+                        "default: the bundled weights)")
     p.add_argument("--out", required=True, help="export folder: the SavedModel goes to OUT/NAME/VERSION/, "
                                                 "ONNX files to OUT/generator.onnx and OUT/deblurrer.onnx")
     p.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel", help="default: savedmodel")

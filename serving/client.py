@@ -378,7 +378,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Speech2Vid TF Serving REST client: face + audio -> mp4")
     parser.add_argument("--face", nargs="+", required=True, help="face image(s): 1, or the model's n")
     parser.add_argument("--audio", required=True, help="speech: any file ffmpeg reads")
-    parser.add_argument("--out", required=True, help="output mp4")
+    parser.add_argument("--outfile", "--out", dest="out", required=True, help="output mp4 (as `speech2vid generate --outfile`)")
     parser.add_argument("--server", default=DEFAULT_SERVER, help=f"TF Serving REST address ({DEFAULT_SERVER})")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"served model name ({DEFAULT_MODEL})")
     parser.add_argument("--version", type=int, default=None, help="model version (default: the latest)")

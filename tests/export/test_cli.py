@@ -88,3 +88,21 @@ def test_missing_or_bad_weights(weights_dir, tmp_path, capsys):
     with pytest.raises(WeightsError, match="nowhere"):
         export_weights(missing, tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_export_defaults_to_the_bundled_weights(tmp_path, monkeypatch):
+    import keras_speech2vid.export as E
+    from keras_speech2vid.cli import build_parser
+
+    args = build_parser().parse_args(["export", "--out", str(tmp_path / "x")])
+    assert args.weights is None
+    seen = []
+
+    def load_models(weights_dir):  # stands in for the 28 M-parameter bundled generator
+        seen.append(weights_dir)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(E, "load_models", load_models)
+    with pytest.raises(RuntimeError, match="stop"):
+        E.export_weights(args.weights, tmp_path / "x")
+    assert seen == [None]  # None: `weights.load_models` reads the bundled folder
