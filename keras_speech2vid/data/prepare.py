@@ -25,10 +25,11 @@ Stage (ii), AV sync and active speaker (the paper's SyncNet step), runs when Syn
 (the bundled ones, or `sync_weights`) unless ``sync=False``: each track gets ``sync`` (`sync.SyncResult`:
 offset in frames within ±15, confidence, min distance) and ``active`` (confidence ≥ `sync_threshold`;
 None for tracks shorter than `sync_min_seconds`, which are not judged). The video's ``av_offset``
-(seconds, positive = audio later) is then the offset of its most confident active track (0 when none); the loader reads it from the manifest and skips inactive tracks when
-``inactive="drop"`` (the default; "flag" keeps them, marked). A re-run measures finished videos that lack
-a measurement by this SyncNet (its checksum is recorded), without re-preparing them. An offset edited into
-the manifest by hand (one that differs from the measured one) is kept by later runs.
+(seconds, positive = audio later) is then the offset of its most confident active track (0 when none);
+the loader reads it from the manifest and skips inactive tracks when ``inactive="drop"`` (the default;
+"flag" keeps them, marked). A re-run measures finished videos that lack a measurement by this SyncNet
+(its checksum is recorded), without re-preparing them. An offset edited into the manifest by hand (one
+that differs from the measured one) is kept by later runs.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class PrepareConfig:
     # with another clip's audio 0.016-0.057 (all below 0.06)
     sync_threshold: float = 0.06
     # shorter tracks are measured and recorded, but neither judged nor used for the video's offset: on
-    # 1.2 s clips the offset estimate is noisy (±1 frame on half of them) and the confidence is not on
+    # 1.2 s clips the offset estimate is noisy (±1 frame on a third of them) and the confidence is not on
     # the scale of longer clips (shifts into the silent padding inflate the median)
     sync_min_seconds: float = 2.0
     inactive: str = "drop"  # what the loader does with inactive tracks: "drop" or "flag" (keep, marked)
