@@ -3,7 +3,8 @@
 For a face track (aligned faces at frame indices k) and its clip's padded MFCC:
 
 * a video window is the 5 frames k−2..k+2 (all present in the track), an audio window the 20 MFCC
-  frames (0.2 s) centred on frame k's centre (`audio.window_starts`, "centre" alignment);
+  frames (0.2 s) centred on frame k's centre (`audio.window_starts`, "centre" alignment) of the clip's
+  MFCC after per-clip mean and variance normalisation (`normalise_mfcc`);
 * for each shift s in −S..S the distance d(k, s) = ‖video(k) − audio(k + s)‖ of the unit embeddings;
 * mean over the windows gives D(s); the offset is argmin D, the confidence median(D) − min(D), as in
   the authors' `syncnet_python`. LSE-D is min D and LSE-C the confidence (Wav2Lip's metrics), but
