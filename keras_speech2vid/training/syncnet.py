@@ -363,7 +363,8 @@ def train_syncnet(data_dir, out_dir, config: SyncNetConfig | str = "small", epoc
     for epoch in range(state["epoch"] + 1, epochs + 1):
         sampler = SyncSampler(train, config, spans, span, seed=seed * 1000 + epoch)
         began = time.perf_counter()
-        fit = trainer.fit(iter(sampler), steps_per_epoch=steps_per_epoch, epochs=1, verbose=verbose)
+        fit = trainer.fit(iter(sampler), steps_per_epoch=steps_per_epoch, epochs=1, verbose=verbose,
+                          shuffle=False)  # the sampler draws at random
         seconds = time.perf_counter() - began
         row = {"epoch": epoch, "loss": float(fit.history["loss"][-1]),
                "accuracy": float(fit.history["sparse_categorical_accuracy"][-1]),
