@@ -388,6 +388,12 @@ def main(argv=None) -> int:
     parser.add_argument("--saved-model", default=None, help="run this SavedModel version folder in-process "
                                                             "instead of calling a server")
     args = parser.parse_args(argv)
+    from keras_speech2vid.export.saved_model import MAX_BATCH
+
+    if not 1 <= args.batch <= MAX_BATCH:  # the export refuses larger requests
+        print(f"client: error: --batch must be 1..{MAX_BATCH} (the SavedModel's cap). Received: {args.batch}",
+              file=sys.stderr)
+        return 2
 
     def progress(done, total):
         print(f"\r{done}/{total} frames", end="", file=sys.stderr, flush=True)

@@ -16,6 +16,9 @@ paper model; images are RGB in [0, 1], MFCC windows are raw c1..c12 as `keras_sp
 * ``from_waveform``: ``waveform`` (samples,) 16 kHz mono in [-1, 1), ``identity`` (1, 112, 112, C)
   → ``frames`` (N, 109, 109, 3).
 
+Every signature checks its inputs in the graph (rank, the shape after the batch, 1 <= batch <= `MAX_BATCH`
+= 64): a malformed request gets an InvalidArgumentError, and the server goes on. Longer inputs are split
+into requests of at most 64 windows (the client does), or sent as a waveform to ``from_waveform``.
 (Channel counts are the paper preset's; a narrower config has its own widths.) ``frames`` are deblurred
 when a deblurrer is exported, else the generator's output. Identity tensors of batch 1 are broadcast over
 the audio batch, so a client encodes an identity once and sends only MFCC windows afterwards.
@@ -46,6 +49,7 @@ from keras_speech2vid.models import IDENTITY_OUTPUTS, get_submodels
 DEFAULT_NAME = "speech2vid"
 DEFAULT_FPS = 25.0
 DEFAULT_CHUNK_SIZE = 32
+MAX_BATCH = 64  # windows per request: 64 take about 2.5 GB with the paper model; split longer inputs
 
 #: Signature name → one-line description (the README and ``assets.extra/speech2vid.json`` repeat it).
 SIGNATURES = {
@@ -61,6 +65,26 @@ FRAMES = "frames"
 
 def _spec(shape, name):
     return tf.TensorSpec(shape, tf.float32, name=name)
+
+
+def _checked(x, shape, name: str, max_batch: int):
+    """`x` after in-graph checks of its rank, its shape after the batch and 1 <= batch <= max_batch.
+
+    A served SavedModel does not enforce its signature's shapes: a wrong rank reached the convolutions
+    and aborted the whole process. Failed checks are InvalidArgumentErrors, answered to that request only.
+    """
+    rank = tf.rank(x)
+    checks = [tf.debugging.Assert(tf.equal(rank, len(shape) + 1),
+                                  [f"{name} must have rank {len(shape) + 1} (batch, {shape}); got rank", rank])]
+    with tf.control_dependencies(checks):
+        dims = tf.shape(x)
+    want = tf.constant(shape, tf.int32)
+    checks = [tf.debugging.Assert(tf.reduce_all(tf.equal(dims[1:], want)),
+                                  [f"{name} must be (batch, {shape}); got", dims]),
+              tf.debugging.Assert(tf.logical_and(dims[0] >= 1, dims[0] <= max_batch),
+                                  [f"{name} batch must be 1..{max_batch}; got", dims[0]])]
+    with tf.control_dependencies(checks):
+        return tf.identity(x)
 
 
 def _broadcast_batch(x, batch):
@@ -130,12 +154,18 @@ class Speech2VidModule(tf.Module):
         return frames
 
     def _encode_identity(self, identity):
+        identity = _checked(identity, self.identity_shape, "identity", MAX_BATCH)
         return dict(zip(IDENTITY_OUTPUTS, self.identity_encoder(identity, training=False)))
 
     def _decode(self, mfcc, embedding, skip_53, skip_26, skip_12):
-        return {FRAMES: self._frames(mfcc, embedding, skip_53, skip_26, skip_12)}
+        mfcc = _checked(mfcc, self.mfcc_shape, "mfcc", MAX_BATCH)
+        cached = [_checked(t, self.identity_shapes[k], k, MAX_BATCH)
+                  for k, t in zip(IDENTITY_OUTPUTS, (embedding, skip_53, skip_26, skip_12))]
+        return {FRAMES: self._frames(mfcc, *cached)}
 
     def _generate(self, mfcc, identity):
+        mfcc = _checked(mfcc, self.mfcc_shape, "mfcc", MAX_BATCH)
+        identity = _checked(identity, self.identity_shape, "identity", MAX_BATCH)
         cached = self.identity_encoder(identity, training=False)
         return {FRAMES: self._frames(mfcc, *cached)}
 
