@@ -33,10 +33,20 @@ class AudioConfig:
     alignment: str = "centre"
 
 
-def _from_dict(cls, data: dict):
-    """A config dataclass from its `to_dict` (JSON lists back to tuples; unknown keys ignored)."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})
+class _Serialisable:
+    """`replace`, `to_dict` and `from_dict` of a frozen config dataclass (the one copy of them)."""
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """From `to_dict` output: JSON lists back to tuples, unknown keys ignored."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})
 
 
 MOUTH_FILLS = ("grey", "skin")
@@ -45,7 +55,7 @@ SKIN_RING = 6  # pixels of the band around the mouth box whose mean colour is th
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Serialisable):
     """Topology of the generator and the deblurrer.
 
     Widths follow the spec's tables, in layer order:
@@ -101,16 +111,6 @@ class ModelConfig:
     def identity_channels(self) -> int:
         return 3 * self.identity_images
 
-    def replace(self, **changes) -> "ModelConfig":
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        return _from_dict(cls, data)
-
 
 PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(name="paper", identity_images=5),
@@ -136,7 +136,7 @@ def get_config(config: "ModelConfig | str") -> ModelConfig:
 
 
 @dataclass(frozen=True)
-class SyncNetConfig:
+class SyncNetConfig(_Serialisable):
     """Topology of the SyncNet (`models.syncnet`): two conv stacks, one per stream, to one embedding.
 
     video_widths / audio_widths: the conv blocks of each stream (each block conv-BN-ReLU, then a pool);
@@ -165,16 +165,6 @@ class SyncNetConfig:
         if self.video_frames < 1 or self.mfcc_frames < 4:
             raise ValueError(f"video_frames must be >= 1 and mfcc_frames >= 4. Received: "
                              f"video_frames={self.video_frames}, mfcc_frames={self.mfcc_frames}")
-
-    def replace(self, **changes) -> "SyncNetConfig":
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SyncNetConfig":
-        return _from_dict(cls, data)
 
 
 SYNCNET_PRESETS: dict[str, SyncNetConfig] = {
