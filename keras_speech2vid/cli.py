@@ -257,9 +257,8 @@ def _add_train_syncnet(sub):
 
 
 def _run_train_syncnet(args):
-    from keras_speech2vid.training.syncnet import train_syncnet
-
     from keras_speech2vid.config import get_syncnet_config
+    from keras_speech2vid.training.syncnet import train_syncnet
 
     config = get_syncnet_config(args.preset)
     if args.dropout is not None:
@@ -363,7 +362,8 @@ def _run_generate(args):
 
     check_outfile(args.outfile, [*args.face, args.audio])  # before the model loads
     s2v = _load_speech2vid(args, fps=args.fps, resize_factor=args.resize_factor)
-    out = s2v.generate_video(args.face, args.audio, args.outfile, aligned=True if args.aligned else (False if args.no_aligned else None),
+    aligned = True if args.aligned else (False if args.no_aligned else None)
+    out = s2v.generate_video(args.face, args.audio, args.outfile, aligned=aligned,
                              box=args.box, pads=args.pads, resize_factor=args.resize_factor,
                              full_frame=args.full_frame, region=args.region, blend=args.blend,
                              deblur=not args.no_deblur, fps=args.fps, progress=True)
@@ -532,16 +532,18 @@ def main(argv=None) -> int:
     import threading
     import warnings
 
-    warnings.formatwarning = _one_line_warning  # library warnings name their file: no source line needed
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         _import_tensorflow_quietly()
     from keras_speech2vid.errors import Speech2VidError
 
+    # for this command only (main also runs inside tests and notebooks): one-line warnings (library
+    # warnings name their file), and SIGTERM as Ctrl-C, so that outputs are cleaned up
+    saved_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    saved_sigterm = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         COMMANDS[args.command][1](args)
     except Speech2VidError as e:
@@ -552,6 +554,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"speech2vid {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = saved_format
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, saved_sigterm)
     return 0
 
 
