@@ -133,23 +133,25 @@ def summarise(distances: np.ndarray) -> SyncResult:
 class SyncNet:
     """A trained SyncNet (`models.syncnet.build_syncnet`) with the windowing of this module."""
 
-    def __init__(self, model, config: SyncNetConfig, batch_size: int = 256):
+    def __init__(self, model, config: SyncNetConfig, batch_size: int = 256, sha256: str | None = None):
         from keras_speech2vid.models.syncnet import get_streams
 
         self.model, self.config, self.batch_size = model, config, batch_size
+        self.sha256 = sha256  # of the weights file, when loaded from a weights folder: names the measurement
         self.video, self.audio = get_streams(model)
 
     @classmethod
     def load(cls, weights_dir=None) -> "SyncNet":
         """The "syncnet" model of a weights folder (default: the bundled weights). Raises WeightsError."""
         from keras_speech2vid.errors import WeightsError
-        from keras_speech2vid.weights import default_weights_dir, load_weights_dir
+        from keras_speech2vid.weights import default_weights_dir, load_weights_dir, read_manifest
 
         weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-        found = [(m, c) for kind, m, c in load_weights_dir(weights_dir, kinds=("syncnet",)).values()]
+        found = load_weights_dir(weights_dir, kinds=("syncnet",))
         if not found:
             raise WeightsError(f"{weights_dir}: no SyncNet in this weights folder")
-        return cls(*found[0])
+        name, (_, model, config) = next(iter(found.items()))
+        return cls(model, config, sha256=read_manifest(weights_dir)["models"][name]["sha256"])
 
     @classmethod
     def find(cls, weights_dir=None) -> "SyncNet | None":

@@ -170,15 +170,6 @@ def _syncnet(config: PrepareConfig):
     return _SYNCNETS[key]
 
 
-def _syncnet_id(config: PrepareConfig) -> str | None:
-    """The SHA-256 of the SyncNet weights file: a measurement by other weights is redone."""
-    from keras_speech2vid.weights import default_weights_dir, read_manifest
-
-    folder = Path(config.sync_weights) if config.sync_weights else default_weights_dir()
-    entries = [m for m in read_manifest(folder).get("models", {}).values() if m.get("kind") == "syncnet"]
-    return entries[0]["sha256"] if entries else None
-
-
 def sync_entry(entry: dict, crops: dict, mfcc: np.ndarray, config: PrepareConfig) -> dict:
     """Stage (ii) on a video's entry: `crops` {track: (frame indices, (T, 48, 80) sync crops)}."""
     syncnet = _syncnet(config)
@@ -188,7 +179,7 @@ def sync_entry(entry: dict, crops: dict, mfcc: np.ndarray, config: PrepareConfig
         indices, grey = crops[track["track"]]
         result = syncnet.estimate(grey, indices, mfcc, entry["fps"])
         track["sync"] = None if result is None else result.to_dict()
-    entry["sync_model"] = _syncnet_id(config)
+    entry["sync_model"] = syncnet.sha256  # a measurement by other weights is redone
     return apply_sync(entry, config.sync_threshold, config.sync_min_seconds)
 
 
@@ -370,7 +361,7 @@ def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), 
     todo = [v for v in mine if not (out_dir / "videos" / f"{video_id(v)}.json").exists()]
     jobs = [(str(v), str(out_dir), config, None) for v in todo]
     if _syncnet(config) is not None:  # finished videos not yet measured by this SyncNet
-        sync_id = _syncnet_id(config)
+        sync_id = _syncnet(config).sha256
         for v in mine:
             done = out_dir / "videos" / f"{video_id(v)}.json"
             if v not in todo and done.exists():
