@@ -100,15 +100,12 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
                                             [float(v.get("av_offset", 0.0)) for v in videos],
                                             key_dtype=tf.string, value_dtype=tf.float32), 0.0)
     base_seed = 0 if seed is None else int(seed)
-    dropped = [f"{v['video_id']}/{t['track']}" for v in videos for t in v["tracks"]
-               if manifest.get("inactive", "drop") == "drop" and t.get("active") is False]
-    drop = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(dropped or ["/"], [True] * len(dropped) or [False],
-                                            key_dtype=tf.string, value_dtype=tf.bool), False)
+    dropped = tf.constant([f"{v['video_id']}/{t['track']}" for v in videos for t in v["tracks"]
+                           if manifest.get("inactive", "drop") == "drop" and t.get("active") is False], tf.string)
 
     def kept(track):
-        return tf.logical_not(drop.lookup(tf.strings.join([track["video_id"], tf.strings.as_string(track["track"])],
-                                                          "/")))
+        key = tf.strings.join([track["video_id"], tf.strings.as_string(track["track"])], "/")
+        return tf.logical_not(tf.reduce_any(tf.equal(dropped, key)))
 
     def samples_of_track(track):
         # (track, position) for every target position of the track

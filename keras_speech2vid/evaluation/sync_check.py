@@ -41,19 +41,22 @@ def source_of(name: str) -> str:
     return name.split("_", 1)[0]
 
 
-def check_clip(syncnet: SyncNet, faces, wave: np.ndarray, mismatch: np.ndarray | None, offsets: Sequence[int],
-               far: int = 10) -> dict:
-    """One clip's figures (see module doc); `faces` is `protocol.read_clip`'s result."""
-    from keras_speech2vid import audio
-    from keras_speech2vid.training.syncnet import far_pairs
-
+def clip_crops(faces) -> tuple[np.ndarray, np.ndarray]:
+    """(frame indices, (T, 48, 80) sync crops) of `protocol.read_clip`'s result."""
     indices = np.array(sorted(faces.crops), np.int64)
-    crops = np.stack([sync_crop(faces.crops[int(k)]) for k in indices])
+    return indices, np.stack([sync_crop(faces.crops[int(k)]) for k in indices])
+
+
+def check_clip(syncnet: SyncNet, indices: np.ndarray, crops: np.ndarray, fps: float, wave: np.ndarray,
+               mismatch: np.ndarray | None, offsets: Sequence[int], far: int = 10) -> dict:
+    """One clip's figures (see module doc) from its `clip_crops` and audio."""
+    from keras_speech2vid import audio
+    from keras_speech2vid.training.syncnet import far_pairs, roc_auc
+
     estimates, curves = {}, {}
     real = None
     for o in offsets:
-        d, at = syncnet.distances(crops, indices, audio.padded_mfcc(delay_waveform(wave, o, faces.fps)).numpy(),
-                                  faces.fps)
+        d, at = syncnet.distances(crops, indices, audio.padded_mfcc(delay_waveform(wave, o, fps)).numpy(), fps)
         if not len(d):
             return {"windows": 0}
         result = summarise(d)
@@ -63,25 +66,19 @@ def check_clip(syncnet: SyncNet, faces, wave: np.ndarray, mismatch: np.ndarray |
         if o == 5:
             curves["audio 5 frames late"] = result.distances
     in_sync = summarise(real)
-    out = {"windows": int(len(real)), "seconds": len(indices) / faces.fps, "estimates": estimates,
+    out = {"windows": int(len(real)), "seconds": len(indices) / fps, "estimates": estimates,
            "hits": int(sum(abs(e - o) <= 1 for o, e in estimates.items())), "tried": len(estimates),
            # against the clip's own offset (the estimate at o = 0): real clips are not all in sync
            "hits_relative": int(sum(abs(e - o - in_sync.offset) <= 1 for o, e in estimates.items())),
-           "auc": _auc(*far_pairs(real, centres, faces.fps, len(wave) / SAMPLE_RATE, syncnet.config, far)),
+           "auc": roc_auc(*far_pairs(real, centres, fps, len(wave) / SAMPLE_RATE, syncnet.config, far)),
            "real": {"lse_d": in_sync.min_distance, "lse_c": in_sync.confidence, "offset": in_sync.offset}}
     curves["own audio"] = in_sync.distances
     if mismatch is not None:
-        other = syncnet.estimate(crops, indices, audio.padded_mfcc(mismatch).numpy(), faces.fps)
+        other = syncnet.estimate(crops, indices, audio.padded_mfcc(mismatch).numpy(), fps)
         out["mismatched"] = {"lse_d": other.min_distance, "lse_c": other.confidence, "offset": other.offset}
         curves["other clip's audio"] = other.distances
     out["curves"] = curves  # D(s), s = -S..S
     return out
-
-
-def _auc(positive, negative):
-    from keras_speech2vid.training.syncnet import roc_auc
-
-    return roc_auc(positive, negative) if len(positive) and len(negative) else None
 
 
 def plot_clip(entry: dict, max_shift: int, crops: np.ndarray | None = None) -> np.ndarray:
@@ -123,7 +120,8 @@ def sync_check(clips: Sequence, syncnet: SyncNet, offsets: Sequence[int] = range
             skipped.append({"clip": str(clip), "reason": str(e)})
             continue
         mismatch = mismatch_waveform(waves, i)[0] if len(clips) > 1 else None
-        entry = check_clip(syncnet, faces, waves[i], mismatch, list(offsets), far)
+        indices, crops = clip_crops(faces)
+        entry = check_clip(syncnet, indices, crops, faces.fps, waves[i], mismatch, list(offsets), far)
         if not entry.get("windows"):
             skipped.append({"clip": str(clip), "reason": "no 5-frame window"})
             continue
@@ -132,7 +130,6 @@ def sync_check(clips: Sequence, syncnet: SyncNet, offsets: Sequence[int] = range
             from keras_speech2vid.io import write_png
 
             Path(plots).mkdir(parents=True, exist_ok=True)
-            crops = np.stack([sync_crop(faces.crops[k]) for k in sorted(faces.crops)])
             write_png(Path(plots) / f"sync_{clip.stem}.png", plot_clip(entries[-1], syncnet.config.max_shift, crops))
     groups: dict[str, dict] = {}
     for long in (True, False):

@@ -40,6 +40,8 @@ from keras_speech2vid.sync import (audio_windows, inside_audio, normalise_mfcc, 
                                    window_centres)
 
 CACHE_FORMAT = "keras_speech2vid-sync-cache-1"
+LOGIT_SCALE = 10.0  # logits = scale × cosine; `SyncLoss` divides by the same scale to get distances back
+MASKED = 1e4  # subtracted from the logit of a candidate that is not one (a span's own clip among the others)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -64,7 +66,7 @@ def sync_cache(data_dir, split: str, cache_dir, progress: bool = True) -> dict:
                 return {k: d[k] for k in d.files}
     from tqdm import tqdm
 
-    crops, frames, starts, lengths, fps, mfcc_start, mfcc_len, vids, speakers, mfccs = ([] for _ in range(10))
+    crops, frames, starts, lengths, fps, mfcc_start, mfcc_len, vids, mfccs = ([] for _ in range(9))
     at = mfcc_at = 0
     for v in tqdm(videos, desc=f"sync crops ({split})", unit="video", disable=not progress):
         mfcc = None
@@ -82,13 +84,12 @@ def sync_cache(data_dir, split: str, cache_dir, progress: bool = True) -> dict:
             mfcc_start.append(mfcc_at)
             mfcc_len.append(mfcc.shape[1])
             vids.append(v["video_id"])
-            speakers.append(v.get("speaker") or v["video_id"])
         if mfcc is not None:
             mfcc_at += mfcc.shape[1]
     data = {"crops": np.stack(crops), "frame_index": np.concatenate(frames), "start": np.array(starts),
             "length": np.array(lengths), "fps": np.array(fps, np.float32), "mfcc": np.concatenate(mfccs, axis=1),
             "mfcc_start": np.array(mfcc_start), "mfcc_length": np.array(mfcc_len), "video_id": np.array(vids),
-            "speaker": np.array(speakers), "source": np.array(source)}
+            "source": np.array(source)}
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache) as tmp:
         with open(tmp, "wb") as f:
@@ -188,7 +189,7 @@ class SyncLogits(keras.layers.Layer):
     the same place (its own span's is masked out). Logits are `scale` · cosine (embeddings are unit length).
     """
 
-    def __init__(self, spans: int, span: int, max_shift: int, scale: float = 10.0, **kwargs):
+    def __init__(self, spans: int, span: int, max_shift: int, scale: float = LOGIT_SCALE, **kwargs):
         super().__init__(**kwargs)
         self.spans, self.span, self.max_shift, self.scale = int(spans), int(span), int(max_shift), float(scale)
 
@@ -203,7 +204,7 @@ class SyncLogits(keras.layers.Layer):
         mid = a[:, s:s + length]  # in-sync audio of each span
         other = ops.einsum("jie,kie->jik", v, mid)  # (spans, span, spans)
         # the own clip's column repeats candidate S: push it out of the softmax
-        other = other - 1e4 * ops.convert_to_tensor(np.eye(n, dtype="float32"))[:, None, :]
+        other = other - MASKED * ops.convert_to_tensor(np.eye(n, dtype="float32"))[:, None, :]
         logits = ops.concatenate([own, other], axis=-1) * self.scale
         return ops.reshape(logits, (n * length, 2 * s + 1 + n))
 
@@ -222,7 +223,7 @@ class SyncLoss(keras.losses.Loss):
     off-sync ones across windows and clips too, which a threshold and a pooled AUC need.
     """
 
-    def __init__(self, max_shift: int, scale: float = 10.0, pair_weight: float = 0.0, margin: float = 1.3,
+    def __init__(self, max_shift: int, scale: float = LOGIT_SCALE, pair_weight: float = 0.0, margin: float = 1.3,
                  far: int = 5, name: str = "sync_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.max_shift, self.scale, self.pair_weight = int(max_shift), float(scale), float(pair_weight)
@@ -236,7 +237,8 @@ class SyncLoss(keras.losses.Loss):
         cos = ops.clip(y_pred / self.scale, -1.0, 1.0)  # masked own-clip column: clipped, then excluded
         d = ops.sqrt(ops.maximum(2.0 - 2.0 * cos, 1e-6))
         far = np.array([abs(c - s) >= self.far if c < 2 * s + 1 else True for c in range(y_pred.shape[-1])])
-        negative = ops.convert_to_tensor(far.astype("float32"))[None, :] * ops.cast(y_pred > -1e3, "float32")
+        real = ops.cast(y_pred > -MASKED / 10, "float32")  # masked candidates are not pairs
+        negative = ops.convert_to_tensor(far.astype("float32"))[None, :] * real
         push = ops.sum(ops.square(ops.relu(self.margin - d)) * negative, axis=-1) / ops.sum(negative, axis=-1)
         return ce + self.pair_weight * (ops.square(d[:, s]) + push)
 
@@ -259,14 +261,16 @@ def build_sync_trainer(syncnet: keras.Model, spans: int, span: int, max_shift: i
 
 
 def roc_auc(positive, negative) -> float:
-    """P(negative distance > positive distance), ties half: ROC AUC with distance as the score."""
+    """P(negative distance > positive distance), ties half: ROC AUC with distance as the score.
+
+    None when either side is empty.
+    """
     pos, neg = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
+    if not len(pos) or not len(neg):
+        return None
     scores = np.concatenate([pos, neg])
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores[np.r_[False, np.diff(scores[order]) == 0]] if len(scores) else []):
-        ranks[scores == value] = ranks[scores == value].mean()  # ties
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # 1-based ranks, ties share their mean
     neg_ranks = ranks[len(pos):]
     return float((neg_ranks.sum() - len(neg) * (len(neg) + 1) / 2) / (len(pos) * len(neg)))
 
@@ -302,7 +306,7 @@ def validate(syncnet, cache: dict, min_seconds: float = 2.0, far: int = 10) -> d
             confidences.append(result.confidence)
     tracks = len(pos)
     pos, neg = np.concatenate(pos) if pos else np.zeros(0), np.concatenate(neg) if neg else np.zeros(0)
-    out = {"auc": roc_auc(pos, neg) if len(pos) and len(neg) else None, "pairs": [int(len(pos)), int(len(neg))],
+    out = {"auc": roc_auc(pos, neg), "pairs": [int(len(pos)), int(len(neg))],
            "tracks": tracks, "long_tracks": len(hits)}
     if hits:
         out.update(offset_within_1=float(np.mean(hits)), confidence=float(np.mean(confidences)))
