@@ -10,7 +10,7 @@ import _common  # noqa: F401
 import tensorflow as tf
 
 from keras_speech2vid.models import build_deblurrer, build_generator
-from keras_speech2vid.training.train import dtype_policy
+from keras_speech2vid.training.shared import dtype_policy
 
 
 def rate(model, x, y, steps, jit):

@@ -8,6 +8,7 @@ shows the traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -116,91 +117,65 @@ def _run_prepare(args):
           f"{inactive} inactive tracks ({'dropped' if config.inactive == 'drop' else 'flagged'})")
 
 
-def _add_train_common(p, default_lr, default_optimizer):
-    p.add_argument("--data", required=True, help="DATA_DIR made by `speech2vid prepare`")
+def _add_train_common(p, defaults: dict, backends=("tensorflow",)):
+    from keras_speech2vid.training.config import SMALL_DATA, cli_options
+
+    p.add_argument("--data", required=True,
+                   help="DATA_DIR made by `speech2vid prepare` (or, for --backend jax, by `export-arrays`)")
     p.add_argument("--out", required=True, help="RUN_DIR (continues from its latest checkpoint)")
     p.add_argument("--preset", default="paper", help="paper | paper_1img | tiny")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--steps-per-epoch", type=int, default=1000)
-    p.add_argument("--val-steps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=default_optimizer)
-    p.add_argument("--lr", type=float, default=default_lr)
-    p.add_argument("--patience", type=int, default=3, help="early stopping on validation L1")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="require an existing checkpoint to continue")
-    p.add_argument("--strategy", default="auto", help="auto | one | mirrored | multiworker | tpu")
+    if len(backends) > 1:
+        p.add_argument("--backend", default="tensorflow", choices=backends,
+                       help="tensorflow: tf.distribute on TFRecords; jax: jit on array chunks, no TensorFlow "
+                            "needed (the GPU machine)")
+    p.add_argument("--strategy", default="auto", help="auto | one | mirrored | multiworker | tpu (TF driver)")
     p.add_argument("--seed", type=int, default=None, help="deterministic data pipeline")
-    p.add_argument("--xla", action="store_true", help="XLA-compile the training step")
-    p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"),
-                   help="mixed_bfloat16: faster on CPUs with AVX512-BF16; mixed_float16: for GPUs")
-    small = p.add_argument_group("for small datasets (not in the paper)")
+    groups = {None: p}
+    for group, flag, kw in cli_options(defaults):
+        if group not in groups:
+            groups[group] = p.add_argument_group(group)
+        groups[group].add_argument(flag, **kw)
+    small = groups[SMALL_DATA]
     small.add_argument("--init-from", default=None, metavar="MODEL",
                        help="start a new run from these weights (a .keras file or a RUN_DIR)")
-    small.add_argument("--mouth-weight", type=float, default=0.0,
-                       help="extra L1 weight inside the mouth box (default: 0, the paper's plain L1)")
     small.add_argument("--identity-mouth-mask", nargs="?", const="grey", default=None, choices=("grey", "skin"),
                        help="blank the mouth of the identity images with grey, or with each image's skin "
                             "colour (a model option, kept by the weights)")
     small.add_argument("--identity-mouth-region", default="mouth", choices=("mouth", "lower"),
                        help="with --identity-mouth-mask: blank the whole mouth box, or only from the upper "
                             "inner lip down (default: mouth)")
-    small.add_argument("--freeze", nargs="+", default=(), metavar="PREFIX",
-                       help="keep the layers whose names start with PREFIX fixed (e.g. audio_)")
-    small.add_argument("--shape-expert", default=None, metavar="MODEL",
-                       help="a mouth expert .keras (speech2vid train-mouth-expert), for --shape-weight")
-    small.add_argument("--shape-weight", type=float, default=0.0,
-                       help="weight of the mouth-shape loss read by --shape-expert (pixels; default 0)")
-    small.add_argument("--shape-terms", choices=("landmarks", "aperture"), default="landmarks",
-                       help="compare all 20 mouth points, or only the three inner-lip openings")
-    small.add_argument("--audio-leak-weight", type=float, default=0.0,
-                       help="weight of the upper face's change when the audio is swapped (generator; default 0)")
     return p
 
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train the generator (L1 loss; paper: SGD, momentum 0.9, lr 1e-5)")
-    return _add_train_common(p, 1e-5, "sgd")
+    return _add_train_common(p, {}, backends=("tensorflow", "jax"))
 
 
 def _add_train_deblur(sub):
     p = sub.add_parser("train-deblur", help="train the deblurring net on artificially degraded faces")
-    return _add_train_common(p, 1e-4, "adam")
+    return _add_train_common(p, {"learning_rate": 1e-4, "optimizer": "adam"})
 
 
 def _run_training(args, task):
-    from pathlib import Path
+    from keras_speech2vid.training.config import from_cli
+    from keras_speech2vid.errors import TrainingError
+    from keras_speech2vid.training.run import start_run
 
-    from keras_speech2vid.config import get_config
-    from keras_speech2vid.data.dataset import make_dataset, read_manifest
-    from keras_speech2vid.training import TrainConfig, TrainingError, make_strategy, train
-
-    if args.resume and not list(Path(args.out).glob("checkpoints/ckpt-*.index")):
-        raise TrainingError(f"{args.out}: --resume given but there is no checkpoint to continue from")
     if args.identity_mouth_region != "mouth" and not args.identity_mouth_mask:
         raise TrainingError("--identity-mouth-region needs --identity-mouth-mask")
-    try:  # settings first, in one line each, before TensorFlow builds anything
-        model_config = get_config(args.preset)
-        cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, val_steps=args.val_steps,
-                          batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
-                          patience=args.patience, checkpoint_every=args.checkpoint_every, jit_compile=args.xla,
-                          precision=args.precision, mouth_weight=args.mouth_weight,
-                          freeze=tuple(args.freeze), shape_expert=args.shape_expert,
-                          shape_weight=args.shape_weight, shape_terms=args.shape_terms,
-                          audio_leak_weight=args.audio_leak_weight)
+    try:  # settings first, in one line each, before anything is built
+        cfg = from_cli(args)
     except ValueError as e:
         raise TrainingError(f"{args.command}: {e}") from None
-    strategy = make_strategy(args.strategy)
-    train_ds = make_dataset(args.data, "train", args.preset, args.batch_size, seed=args.seed)
-    manifest = read_manifest(args.data)
-    has_val = any(v["split"] == "val" for v in manifest["videos"])
-    # without a validation split: no early stopping, the last weights are kept
-    val_ds = make_dataset(args.data, "val", args.preset, args.batch_size, seed=0) if has_val else None
+    overrides = {}
     if args.identity_mouth_mask:
-        model_config = model_config.replace(identity_mouth_mask=True, identity_mouth_fill=args.identity_mouth_mask,
-                                            identity_mouth_region=args.identity_mouth_region)
-    result = train(task, model_config, train_ds, args.out, cfg, val_ds=val_ds, strategy=strategy,
-                   init_from=args.init_from)
+        overrides = {"identity_mouth_mask": True, "identity_mouth_fill": args.identity_mouth_mask,
+                     "identity_mouth_region": args.identity_mouth_region}
+    result = start_run(task, args.data, args.out, args.preset, cfg, getattr(args, "backend", "tensorflow"),
+                       strategy=args.strategy, seed=args.seed, init_from=args.init_from, resume=args.resume,
+                       model_overrides=overrides)
     print(f"{args.out}: step {result['step']}, {result['epochs']} epochs, best val loss {result['best_val']:.5f}")
 
 
@@ -210,6 +185,32 @@ def _run_train(args):
 
 def _run_train_deblur(args):
     _run_training(args, "deblurrer")
+
+
+def _add_export_arrays(sub):
+    p = sub.add_parser("export-arrays", help="prepared data -> array chunks for `train --backend jax` "
+                                             "(machines without TensorFlow)")
+    p.add_argument("data", help="DATA_DIR made by `speech2vid prepare`")
+    p.add_argument("--out", required=True, help="ARRAYS_DIR to write")
+    p.add_argument("--max-mib", type=float, default=60, help="largest chunk, MiB (default 60: one upload each)")
+    p.add_argument("--quality", type=int, default=None, help="re-encode the JPEGs at this quality (smaller)")
+    p.add_argument("--every", type=int, default=None, help="every N-th frame is a target (default: the manifest's)")
+    p.add_argument("--splits", nargs="+", default=("train", "val"))
+    return p
+
+
+def _run_export_arrays(args):
+    from keras_speech2vid.data.arrays import export_arrays
+    from keras_speech2vid.errors import Speech2VidError
+
+    try:
+        record = export_arrays(args.data, args.out, args.splits, args.max_mib, args.every, args.quality)
+    except ValueError as e:
+        raise Speech2VidError(f"export-arrays: {e}") from None
+    for split, chunks in record["splits"].items():
+        mib = sum(c["bytes"] for c in chunks) / (1 << 20)
+        print(f"{args.out}: {split}: {len(chunks)} chunks, {sum(c['targets'] for c in chunks)} targets, "
+              f"{sum(c['frames'] for c in chunks)} frames, {mib:.1f} MiB")
 
 
 def _add_train_mouth_expert(sub):
@@ -469,13 +470,16 @@ def _add_pack_weights(sub):
     p.add_argument("runs", nargs="+", help="RUN_DIRs of `speech2vid train` / `train-deblur` / `train-syncnet`")
     p.add_argument("--out", required=True, help="weights folder to write (e.g. weights/)")
     p.add_argument("--keep", action="store_true", help="keep the models already in OUT that the runs do not replace")
+    p.add_argument("--max-file-mib", type=float, default=None,
+                   help="split each model over files of at most this size (e.g. 14, to bring weights back "
+                        "from the GPU machine)")
     return p
 
 
 def _run_pack_weights(args):
     from keras_speech2vid.weights import pack_runs
 
-    print(pack_runs(args.runs, args.out, keep=args.keep))
+    print(pack_runs(args.runs, args.out, keep=args.keep, max_file_mib=args.max_file_mib))
 
 
 COMMANDS = {
@@ -485,6 +489,7 @@ COMMANDS = {
     "train-mouth-expert": (_add_train_mouth_expert, _run_train_mouth_expert),
     "train-syncnet": (_add_train_syncnet, _run_train_syncnet),
     "evaluate-sync": (_add_evaluate_sync, _run_evaluate_sync),
+    "export-arrays": (_add_export_arrays, _run_export_arrays),
     "export": (_add_export, _run_export),
     "align": (_add_align, _run_align),
     "generate": (_add_generate, _run_generate),
@@ -506,8 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _import_tensorflow_quietly():
     """Import TF with native stderr muted: its start-up banner comes before any log setting applies."""
-    if "tensorflow" in sys.modules:
-        return
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return  # no TF (the GPU machine): the commands that need none still run
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -533,7 +538,14 @@ def main(argv=None) -> int:
     import warnings
 
     args = build_parser().parse_args(argv)
-    if not args.verbose:
+    backend = getattr(args, "backend", "tensorflow")
+    if backend == "jax":  # before Keras is imported: it picks its backend once
+        if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "jax":
+            print(f"speech2vid {args.command}: error: --backend jax needs KERAS_BACKEND=jax when Keras is "
+                  "already imported", file=sys.stderr)
+            return 2
+        os.environ["KERAS_BACKEND"] = "jax"
+    elif not args.verbose and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         _import_tensorflow_quietly()
     from keras_speech2vid.errors import Speech2VidError

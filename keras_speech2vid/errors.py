@@ -23,3 +23,7 @@ class NoFaceError(Speech2VidError):
 
 class WeightsError(Speech2VidError):
     """A weights file or folder is missing, unreadable, truncated or fails its checksum."""
+
+
+class TrainingError(Speech2VidError):
+    """A run cannot start or continue (inconsistent RUN_DIR, no data)."""

@@ -7,6 +7,7 @@ argument list (never a shell string). Errors are one line that names the file.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import dataclasses
 import os
 import re
@@ -202,6 +203,14 @@ def iter_frames(path, info: MediaInfo | None = None) -> Iterator[np.ndarray]:
             proc.kill()
         proc.wait()
         proc.stderr.close()
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ The bundled demo weights live in the repository's `weights/` folder; `SPEECH2VID
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from keras_speech2vid.config import ModelConfig, SyncNetConfig
 from keras_speech2vid.errors import WeightsError
-from keras_speech2vid.io import atomic_path, write_text
+from keras_speech2vid.io import atomic_path, sha256, write_text  # noqa: F401  (sha256 re-exported)
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "manifest.json"
@@ -35,14 +34,6 @@ GENERATION_KINDS = ("generator", "deblurrer")
 
 def default_weights_dir() -> Path:
     return Path(os.environ.get("SPEECH2VID_WEIGHTS", BUNDLED_WEIGHTS))
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _builder(kind: str):
@@ -55,11 +46,52 @@ def _config_class(kind: str):
     return SyncNetConfig if kind == "syncnet" else ModelConfig
 
 
+def _split_arrays(arrays: dict, limit: int) -> list[dict]:
+    """Group {path: array} into dicts of at most `limit` raw bytes; a larger array goes in row blocks
+    named ``PATH@j/m`` (joined again by `_read_arrays`)."""
+    pieces = []
+    for path, value in arrays.items():
+        m = max(1, -(-value.nbytes // (limit - 1024))) if value.ndim >= 1 and len(value) > 1 else 1
+        if m == 1:
+            pieces.append((path, value))
+        else:
+            pieces += [(f"{path}@{j}/{m}", block) for j, block in enumerate(np.array_split(value, m))]
+    groups, size = [{}], 0
+    for path, value in pieces:
+        nbytes = value.nbytes + 512  # with the array's npy header and zip entry
+        if groups[-1] and size + nbytes > limit:
+            groups.append({})
+            size = 0
+        groups[-1][path] = value
+        size += nbytes
+    return groups
+
+
+def _read_arrays(data) -> dict:
+    """{path: array} of the opened .npz files `data`, row blocks joined."""
+    arrays, blocks = {}, {}
+    for d in data:
+        for key in d.files:
+            if "@" in key:
+                path, jm = key.rsplit("@", 1)
+                j, m = map(int, jm.split("/"))
+                blocks.setdefault(path, [None] * m)[j] = d[key]
+            else:
+                arrays[key] = d[key]
+    for path, parts in blocks.items():
+        if any(p is None for p in parts):
+            raise WeightsError(f"{path}: row blocks missing from the weights files")
+        arrays[path] = np.concatenate(parts)
+    return arrays
+
+
 def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelConfig | SyncNetConfig]],
-                     extra: dict | None = None, keep: bool = False) -> Path:
+                     extra: dict | None = None, keep: bool = False, max_file_mib: float | None = None) -> Path:
     """Write `models` {name: (kind, model, config)} as a compact weights folder; returns the manifest path.
 
     With `keep`, the models already listed in the folder's manifest stay (a model of the same name is replaced).
+    With `max_file_mib`, each model is split over files `<name>.npz`, `<name>-1.npz`, … of at most that size
+    (for transfers with a per-file limit: the GPU machine returns files under 16 MiB).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,12 +106,19 @@ def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelCon
         for v in model.weights:
             value = np.asarray(v.numpy())
             arrays[v.path] = value.astype(np.float16) if value.ndim >= 2 else value.astype(np.float32)
-        target = out_dir / f"{name}.npz"
-        with atomic_path(target) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-        manifest["models"][name] = {"kind": kind, "file": target.name, "sha256": sha256(target),
-                                    "bytes": target.stat().st_size, "config": config.to_dict()}
+        # raw bytes bound the compressed file's size
+        groups = _split_arrays(arrays, int(max_file_mib * (1 << 20))) if max_file_mib else [arrays]
+        files = []
+        for i, group in enumerate(groups):
+            target = out_dir / (f"{name}.npz" if i == 0 else f"{name}-{i}.npz")
+            with atomic_path(target) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez_compressed(f, **group)
+            files.append({"file": target.name, "sha256": sha256(target), "bytes": target.stat().st_size})
+        entry = {"kind": kind, **files[0], "config": config.to_dict()}
+        if len(files) > 1:
+            entry["more_files"] = files[1:]
+        manifest["models"][name] = entry
     return write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
@@ -96,7 +135,7 @@ def read_manifest(weights_dir=None) -> dict:
         raise WeightsError(f"{path}: unreadable manifest ({e})") from None
 
 
-def _load_npz_model(weights_dir: Path, name: str, entry: dict) -> tuple[keras.Model, ModelConfig]:
+def _checked_file(weights_dir: Path, entry: dict) -> Path:
     path = weights_dir / entry["file"]
     if not path.is_file():
         raise WeightsError(f"{path}: weights file missing")
@@ -104,19 +143,30 @@ def _load_npz_model(weights_dir: Path, name: str, entry: dict) -> tuple[keras.Mo
         raise WeightsError(f"{path}: truncated or altered ({path.stat().st_size} bytes, expected {entry['bytes']})")
     if sha256(path) != entry["sha256"]:
         raise WeightsError(f"{path}: SHA-256 checksum mismatch (corrupt or altered file)")
+    return path
+
+
+def _load_npz_model(weights_dir: Path, name: str, entry: dict) -> tuple[keras.Model, ModelConfig]:
+    paths = [_checked_file(weights_dir, e) for e in [entry, *entry.get("more_files", [])]]
+    path = paths[0]
     if entry.get("kind") not in KINDS:
         raise WeightsError(f"{weights_dir / MANIFEST}: model {name!r} has unknown kind {entry.get('kind')!r}")
     config = _config_class(entry["kind"]).from_dict(entry["config"])
     model = _builder(entry["kind"])(config)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            for v in model.weights:
-                if v.path not in data:
-                    raise WeightsError(f"{path}: no value for {v.path}; the file does not match its config")
-                value = data[v.path]
-                if tuple(value.shape) != tuple(v.shape):
-                    raise WeightsError(f"{path}: {v.path} has shape {value.shape}, the model needs {tuple(v.shape)}")
-                v.assign(value.astype(np.float32))
+        opened = [np.load(p, allow_pickle=False) for p in paths]
+        try:
+            data = _read_arrays(opened)
+        finally:
+            for d in opened:
+                d.close()
+        for v in model.weights:
+            if v.path not in data:
+                raise WeightsError(f"{path}: no value for {v.path}; the file does not match its config")
+            value = data[v.path]
+            if tuple(value.shape) != tuple(v.shape):
+                raise WeightsError(f"{path}: {v.path} has shape {value.shape}, the model needs {tuple(v.shape)}")
+            v.assign(value.astype(np.float32))
     except WeightsError:
         raise
     except Exception as e:  # noqa: BLE001 - zip/npy errors all mean an unusable file
@@ -207,7 +257,8 @@ def load_models(weights_dir=None) -> GenerationModels:
     return GenerationModels(main, one, deblurrers[0] if deblurrers else None)
 
 
-def pack_runs(run_dirs, out_dir, extra: dict | None = None, keep: bool = False) -> Path:
+def pack_runs(run_dirs, out_dir, extra: dict | None = None, keep: bool = False,
+              max_file_mib: float | None = None) -> Path:
     """Turn training RUN_DIRs (each `<task>.keras` + `run.json`) into one compact weights folder.
 
     A 5-image generator is stored as "generator", a 1-image one as "generator_1img", a deblurrer
@@ -229,4 +280,4 @@ def pack_runs(run_dirs, out_dir, extra: dict | None = None, keep: bool = False) 
         if name in models:
             raise WeightsError(f"{run_dir}: a second {name} among the runs")
         models[name] = (kind, model, config)
-    return save_weights_dir(out_dir, models, extra, keep=keep)
+    return save_weights_dir(out_dir, models, extra, keep=keep, max_file_mib=max_file_mib)

@@ -25,3 +25,26 @@ def shared_path(*parts) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not available (../shared is only beside the development checkout)")
     return path
+
+VAL = ["grid_lbbc2a_woman_pink_top"]  # the validation clip of `prepared`
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory):
+    """The three fixture clips through stage (i) of `prepare` (one GRID clip as validation), plus two
+    files that must be skipped. Stage (ii) has its own tests (test_sync_stage)."""
+    from keras_speech2vid.data.prepare import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("prepared")
+    inputs = CLIPS + [DATA / "obama.jpg", DATA / "transcript.mp3"]
+    manifest = prepare(inputs, out, PrepareConfig(val_fraction=0.0, sync=False), val_groups=VAL, progress=False)
+    return out, manifest
+
+
+@pytest.fixture(scope="session")
+def fixture_arrays(prepared, tmp_path_factory):
+    """`prepared` as array chunks of at most 0.5 MiB (several chunks; one track cut in pieces)."""
+    from keras_speech2vid.data.arrays import export_arrays
+
+    out = tmp_path_factory.mktemp("arrays")
+    return out, export_arrays(prepared[0], out, max_chunk_mib=0.5, progress=False)

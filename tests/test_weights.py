@@ -41,6 +41,22 @@ def test_round_trip_float16_kernels(folder, models):
         assert stats and all(data[k].dtype == np.float32 for k in stats)
 
 
+def test_split_over_small_files_loads_the_same_weights(tmp_path, models):
+    generator, _ = models
+    limit = 0.02  # MiB: below the tiny generator's largest kernel, so it goes in row blocks
+    assert max(v.numpy().nbytes // 2 for v in generator.weights) > limit * 2**20
+    save_weights_dir(tmp_path, {"generator": ("generator", generator, PRESETS["tiny"])}, max_file_mib=limit)
+    files = sorted(tmp_path.glob("generator*.npz"))
+    assert len(files) > 3 and all(f.stat().st_size <= limit * 2**20 for f in files)
+    whole = save_weights_dir(tmp_path / "whole", {"generator": ("generator", generator, PRESETS["tiny"])}).parent
+    split, one = load_weights_dir(tmp_path)["generator"][1], load_weights_dir(whole)["generator"][1]
+    for a, b in zip(split.weights, one.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    files[-1].unlink()
+    with pytest.raises(WeightsError, match=files[-1].name + ": weights file missing"):
+        load_weights_dir(tmp_path)
+
+
 def test_checksum_mismatch_is_a_clear_error(folder):
     path = folder / "generator.npz"
     data = bytearray(path.read_bytes())

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from keras_speech2vid import audio
 from keras_speech2vid.config import AudioConfig, ModelConfig, get_config
+from keras_speech2vid.data import sampling
 from keras_speech2vid.errors import Speech2VidError
 
 FEATURES = {
@@ -58,18 +59,18 @@ def parse_track(serialized):
 
 
 def decode_face(jpeg) -> tf.Tensor:
-    image = tf.io.decode_jpeg(jpeg, channels=3)
+    # the accurate IDCT (TF's default is the fast one): the same pixels as OpenCV gives `data.arrays`
+    image = tf.io.decode_jpeg(jpeg, channels=3, dct_method="INTEGER_ACCURATE")
     image.set_shape((112, 112, 3))
     return tf.cast(image, tf.float32) / 255.0
 
 
 def identity_positions(length, target_pos, n, min_distance, seed):
-    """n positions in [0, length) at distance ≥ min(min_distance, farthest reachable) from target_pos."""
-    pos = tf.range(length, dtype=tf.int64)
-    dist = tf.abs(pos - target_pos)
-    threshold = tf.minimum(tf.cast(min_distance, tf.int64), tf.reduce_max(dist))
-    logits = tf.where(dist >= threshold, 0.0, float("-inf"))
-    return tf.random.stateless_categorical(logits[None], n, seed, dtype=tf.int64)[0]
+    """n int64 positions in [0, length): the rule of `sampling.identity_positions`, with TF's stateless RNG."""
+    as_float = lambda x: tf.cast(x, tf.float64)  # noqa: E731
+    uniforms = tf.random.stateless_uniform((n,), seed, dtype=tf.float64)
+    return tf.cast(sampling.identity_positions(as_float(length), as_float(target_pos), uniforms,
+                                               as_float(min_distance), tf), tf.int64)
 
 
 def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "paper", batch_size: int = 32, *,

@@ -1,18 +1,34 @@
-"""Training: one resumable loop for the generator and the deblurrer (TF), the loss and settings it shares
-with the JAX step (`losses`, `config`, `jax_step`), and the SyncNet and mouth-expert trainers.
+"""Training: one loss (`losses`), one settings class (`config`), the run folder (`run`) and two drivers:
+`train` (TensorFlow: tf.distribute, TFRecords) and `jax_driver` (JAX: jit, array chunks, no TensorFlow);
+`run.start_run` picks one. Also the SyncNet and mouth-expert trainers.
 
-Where TensorFlow cannot be imported (the GPU machine), only the TF-free modules are offered.
+The TF names are imported on first use, so that `keras_speech2vid.training` imports without TensorFlow.
 """
 
+import importlib
+
 from keras_speech2vid.training.config import TrainConfig
+from keras_speech2vid.errors import TrainingError
 
-try:
-    import tensorflow  # noqa: F401
-except ImportError:  # no TF: `config`, `losses` and `jax_step` still work
-    __all__ = ["TrainConfig"]
-else:
-    from keras_speech2vid.training.tasks import DEBLURRER, GENERATOR, TASKS, Task
-    from keras_speech2vid.training.train import STRATEGIES, TrainingError, make_strategy, train
+_LAZY = {
+    "DEBLURRER": "keras_speech2vid.training.tasks",
+    "GENERATOR": "keras_speech2vid.training.tasks",
+    "TASKS": "keras_speech2vid.training.tasks",
+    "Task": "keras_speech2vid.training.tasks",
+    "STRATEGIES": "keras_speech2vid.training.tf_driver",
+    "make_strategy": "keras_speech2vid.training.tf_driver",
+    "train": "keras_speech2vid.training.tf_driver",
+    "train_jax": "keras_speech2vid.training.jax_driver",
+    "start_run": "keras_speech2vid.training.run",
+}
 
-    __all__ = ["DEBLURRER", "GENERATOR", "STRATEGIES", "TASKS", "Task", "TrainConfig", "TrainingError",
-               "make_strategy", "train"]
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_speech2vid.training' has no attribute {name!r}")
+
+
+__all__ = ["TrainConfig", "TrainingError", *_LAZY]

@@ -55,6 +55,22 @@ def make_train_step(model, optimizer, loss, jit: bool = True):
     return jax.jit(step) if jit else step
 
 
+def make_eval_step(model, loss, jit: bool = True):
+    """evaluate(state, inputs, target) → the sum of the per-example validation losses."""
+    import jax
+    from keras import ops
+
+    def evaluate(state, inputs, target):
+        trainable, non_trainable, _ = state
+
+        def forward(x, training):
+            return ops.cast(_frame(model.stateless_call(trainable, non_trainable, x, training=training)[0]), "float32")
+
+        return ops.sum(loss(forward, inputs, target, False))
+
+    return jax.jit(evaluate) if jit else evaluate
+
+
 def state_of(model, optimizer):
     """The step's state from a built model and optimizer (the optimizer is built here when needed)."""
     if not optimizer.built:

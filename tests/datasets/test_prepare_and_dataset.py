@@ -14,22 +14,11 @@ import tensorflow as tf
 
 from keras_speech2vid import audio, io
 from keras_speech2vid.data.dataset import make_dataset
-from keras_speech2vid.data.prepare import PrepareConfig, prepare
+from keras_speech2vid.data.prepare import prepare
 from keras_speech2vid.face.track import track_video
-from tests.conftest import CLIPS, DATA, ROOT, shared_path
+from tests.conftest import CLIPS, DATA, ROOT, VAL, shared_path
+from tests.datasets.conftest import STAGE_I
 
-STAGE_I = PrepareConfig(val_fraction=0.0, sync=False)  # these tests are about stage (i); test_sync_stage: (ii)
-VAL = ["grid_lbbc2a_woman_pink_top"]
-
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared")
-    inputs = CLIPS + [DATA / "obama.jpg", DATA / "transcript.mp3"]  # two files that must be skipped
-    manifest = prepare(inputs, out, STAGE_I, val_groups=VAL,
-                       progress=False)
-    return out, manifest
 
 
 def _frames_expected(path):

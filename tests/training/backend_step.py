@@ -12,17 +12,10 @@ import sys
 
 
 
-class _NoTensorFlow:
-    """An import hook that refuses TensorFlow, as on a machine without it (sys.modules stays clean)."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ImportError(f"No module named {name!r} (blocked: the JAX step must not need TensorFlow)")
-        return None
-
-
 if os.environ.get("KERAS_BACKEND") == "jax":
-    sys.meta_path.insert(0, _NoTensorFlow())
+    from tests.no_tensorflow import block
+
+    block()
 
 import numpy as np  # noqa: E402
 

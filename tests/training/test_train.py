@@ -282,7 +282,7 @@ def test_shape_expert_missing_unfitting_or_without_weight_is_refused(tmp_path):
 
 def test_audio_leak_weight_adds_the_upper_face_change_under_another_audio(tmp_path):
     from keras_speech2vid.face.canonical import mouth_box
-    from keras_speech2vid.training.train import upper_face_mask
+    from keras_speech2vid.training.losses import upper_face_mask
 
     mask = upper_face_mask(109)
     assert mask[:mouth_box()[0]].all() and not mask[mouth_box()[0]:].any()

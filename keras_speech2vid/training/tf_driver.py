@@ -18,10 +18,7 @@ RUN_DIR afterwards: `<task>.keras` (best weights by validation loss), `run.json`
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
-import json
 import math
 import shutil
 from pathlib import Path
@@ -31,17 +28,15 @@ import numpy as np
 import tensorflow as tf
 
 from keras_speech2vid.config import ModelConfig, get_config
-from keras_speech2vid.errors import Speech2VidError
-from keras_speech2vid.io import atomic_path, write_text
-from keras_speech2vid.training.config import PRECISIONS, SHAPE_TERMS, TrainConfig  # noqa: F401  (re-exported)
-from keras_speech2vid.training.losses import GeneratorLoss, l1_weight_map, mouth_mask, upper_face_mask  # noqa: F401
+from keras_speech2vid.io import atomic_path
+from keras_speech2vid.training.config import TrainConfig
+from keras_speech2vid.training.losses import GeneratorLoss
+from keras_speech2vid.training.shared import (TrainingError, append_csv, check_run_json, current_lr, dtype_policy,
+                                              early_stopping, float32_copy, freeze, init_weights, layers_with_weights,
+                                              load_expert, make_optimizer)
 from keras_speech2vid.training.tasks import TASKS, Task, image_grid
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
-class TrainingError(Speech2VidError):
-    """A run cannot start or continue (inconsistent RUN_DIR, no data)."""
-
-
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """The tf.distribute strategy named by the CLI flag. `multiworker` reads TF_CONFIG."""
     if name == "auto":
@@ -72,125 +67,6 @@ def _worker_dir(run_dir: Path, strategy) -> tuple[Path, bool]:
     return (run_dir, True) if chief else (run_dir / f".worker{task_id}", False)
 
 
-def _make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
-    if cfg.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(cfg.learning_rate)
-    else:
-        optimizer = keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum)
-    return keras.optimizers.LossScaleOptimizer(optimizer) if cfg.precision == "mixed_float16" else optimizer
-
-
-@contextlib.contextmanager
-def dtype_policy(name: str):
-    """Build layers under Keras dtype policy `name`, restoring the global policy afterwards."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def _check_run_json(run_dir: Path, record: dict) -> None:
-    path = run_dir / "run.json"
-    record = json.loads(json.dumps(record))  # tuples as lists, as they come back from the file
-    if path.exists():
-        old = json.loads(path.read_text())
-        # through ModelConfig, so that fields added since (with their defaults) still match
-        old_model = ModelConfig.from_dict(old["model"]).to_dict() if "model" in old else None
-        if old.get("task") != record["task"] or json.loads(json.dumps(old_model)) != record["model"]:
-            raise TrainingError(f"{run_dir}: holds a {old.get('task')} run with another model config; "
-                                "use a new --out folder")
-        record["init_from"] = record.get("init_from") or old.get("init_from")  # a resume does not repeat it
-    write_text(path, json.dumps(record, indent=2))
-
-
-def _float32_copy(task: Task, config: ModelConfig, model: keras.Model, cfg: TrainConfig) -> keras.Model:
-    """`model` itself when trained in float32, else the same weights in a float32-policy model."""
-    if cfg.precision == "float32":
-        return model
-    with dtype_policy("float32"):
-        copy = task.build(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _layers_with_weights(model: keras.Model) -> dict:
-    return {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)
-            if layer.weights and not isinstance(layer, keras.Model)}
-
-
-def _init_weights(task: Task, model: keras.Model, source) -> int:
-    """Start `model` from a saved model (`.keras`, or a RUN_DIR holding `<task>.keras`): every layer
-    with the same name takes its weights (all of them from the same task's model; e.g. only the
-    `audio_*` layers from a model that shares just those). Returns the number of layers set."""
-    source = Path(source)
-    if source.is_dir():
-        source = source / f"{task.name}.keras"
-    trained = _load_model_file(source, "model file to start from")
-    ours, theirs = _layers_with_weights(model), _layers_with_weights(trained)
-    shared = sorted(set(ours) & set(theirs))
-
-    def shapes(layer):
-        return [tuple(w.shape) for w in layer.weights]
-
-    misfits = [n for n in shared if shapes(ours[n]) != shapes(theirs[n])]
-    if misfits or not shared:
-        raise TrainingError(f"{source}: its weights do not fit the {task.name} of this model config "
-                            f"({'layers ' + ', '.join(misfits[:3]) if misfits else 'no layer names in common'})")
-    for name in shared:
-        ours[name].set_weights(theirs[name].get_weights())
-    return len(shared)
-
-
-def _load_model_file(path: Path, what: str) -> keras.Model:
-    """A `.keras` file loaded in safe mode; a missing or unloadable file is a one-line TrainingError."""
-    if not path.is_file():
-        raise TrainingError(f"{path}: no such {what}")
-    import keras_speech2vid.models  # noqa: F401  (registers the custom layers)
-
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:  # noqa: BLE001  (Keras raises many types for a bad file)
-        raise TrainingError(f"{path}: cannot be loaded as a Keras model ({type(e).__name__})") from e
-
-
-def _load_expert(path, size: int) -> keras.Model:
-    """The frozen mouth-shape expert of `TrainConfig.shape_expert`, checked against the output size."""
-    path = Path(path)
-    expert = _load_model_file(path, "mouth-expert file")
-    if tuple(expert.input_shape[1:]) != (size, size, 3):
-        raise TrainingError(f"{path}: the expert reads {expert.input_shape[1:]} images, the model "
-                            f"makes {(size, size, 3)}")
-    expert.trainable = False
-    return expert
-
-
-def _freeze(model: keras.Model, prefixes: tuple[str, ...]) -> None:
-    """Make every layer whose name starts with one of `prefixes` untrainable (BN then uses its moving stats)."""
-    if not prefixes:
-        return
-    layers = [layer for layer in _layers_with_weights(model).values() if layer.name.startswith(prefixes)]
-    if not layers:
-        raise TrainingError(f"freeze {', '.join(prefixes)}: no layer of {model.name} has such a name")
-    for layer in layers:
-        layer.trainable = False
-
-
-def _scalar(value) -> float:
-    """A Python float from a variable, distributed or not."""
-    return float(tf.convert_to_tensor(value))
-
-
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 def _frame(out) -> tf.Tensor:
     """The float32 image of a model output (the generator returns a dict, the deblurrer a tensor)."""
     return tf.cast(out["frame"] if isinstance(out, dict) else out, tf.float32)
@@ -218,19 +94,19 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
     write_dir, chief = _worker_dir(run_dir, strategy)
     write_dir.mkdir(parents=True, exist_ok=True)
     if chief:
-        _check_run_json(run_dir, {"task": task.name, "model": model_config.to_dict(),
+        check_run_json(run_dir, {"task": task.name, "backend": "tensorflow", "model": model_config.to_dict(),
                                   "train": dataclasses.asdict(cfg),
                                   "init_from": None if init_from is None else str(init_from)})
 
     # === model, optimiser and checkpointed state ===
     with strategy.scope(), dtype_policy(cfg.precision):
         model = task.build(model_config)
-        _freeze(model, cfg.freeze)
+        freeze(model, cfg.freeze)
         view = task.train_view(model)
-        optimizer = _make_optimizer(cfg)
+        optimizer = make_optimizer(cfg)
         optimizer.build(view.trainable_variables)
     with strategy.scope(), dtype_policy("float32"):
-        expert = _load_expert(cfg.shape_expert, model_config.output_size) if cfg.shape_weight else None
+        expert = load_expert(cfg.shape_expert, model_config.output_size) if cfg.shape_weight else None
     if cfg.audio_leak_weight and task.name != "generator":
         raise TrainingError(f"audio_leak_weight is for the generator; the {task.name} has no audio input")
     # a deblurrer's output is the 109 frame too (its inputs are degraded targets)
@@ -249,10 +125,10 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         if verbose:
             print(f"Resuming {task.name} from {latest} (step {int(step)}, epoch {int(epochs_done) + 1})")
     elif init_from is not None:
-        count = _init_weights(task, model, init_from)
+        count = init_weights(task.name, model, init_from)
         if verbose:
             print(f"Starting {task.name} from the weights of {init_from} ({count} of "
-                  f"{len(_layers_with_weights(model))} layers)")
+                  f"{len(layers_with_weights(model))} layers)")
 
     # === distributed step functions ===
     def loss_fn(inputs, target, training):  # per-example loss (`training.losses`)
@@ -319,8 +195,8 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
                 tf.summary.scalar("epoch_l1", val0, step=0)
         write_grid(val_writer, 0)
         history.append({"epoch": 0, "step": 0, "loss": "", "val_loss": "" if val0 is None else val0,
-                        "learning_rate": _scalar(optimizer.learning_rate)})
-        _append_csv(csv_path, history[-1])
+                        "learning_rate": current_lr(optimizer)})
+        append_csv(csv_path, history[-1])
     while int(epochs_done) < cfg.epochs and int(bad_epochs) < cfg.patience:
         epoch = int(epochs_done)
         done = int(step) - epoch * spe
@@ -342,7 +218,7 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
             if int(step) % 10 == 0:
                 with train_writer.as_default():
                     tf.summary.scalar("l1", loss, step=int(step))
-                    tf.summary.scalar("learning_rate", _scalar(optimizer.learning_rate), step=int(step))
+                    tf.summary.scalar("learning_rate", current_lr(optimizer), step=int(step))
         val = evaluate()
         train_loss = float(np.mean(losses)) if losses else float("nan")
         with train_writer.as_default():
@@ -351,19 +227,18 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
             with val_writer.as_default():
                 tf.summary.scalar("epoch_l1", val, step=int(step))
         write_grid(val_writer, int(step))
-        improved = val is not None and val < float(best_val)
-        if improved or val is None:
-            if val is not None:
-                best_val.assign(val)
+        save, best, bad = early_stopping(val, float(best_val), int(bad_epochs))
+        best_val.assign(best)
+        bad_epochs.assign(bad)
+        if save:
             with atomic_path(write_dir / f"{task.name}.keras") as tmp:
-                _float32_copy(task, model_config, model, cfg).save(tmp)
-        bad_epochs.assign(0 if improved or val is None else int(bad_epochs) + 1)
+                float32_copy(task.build, model_config, model, cfg).save(tmp)
         epochs_done.assign_add(1)
         manager.save(checkpoint_number=int(step))
         row = {"epoch": epoch + 1, "step": int(step), "loss": train_loss,
-               "val_loss": "" if val is None else val, "learning_rate": _scalar(optimizer.learning_rate)}
+               "val_loss": "" if val is None else val, "learning_rate": current_lr(optimizer)}
         history.append(row)
-        _append_csv(csv_path, row)
+        append_csv(csv_path, row)
         if verbose:
             print(f"epoch {epoch + 1}: loss {train_loss:.5f}" + ("" if val is None else f", val_loss {val:.5f}"))
     train_writer.flush()
