@@ -122,3 +122,20 @@ def test_each_driver_refuses_the_other_one_s_data_and_runs(prepared, fixture_arr
         start_run("generator", prepared[0], unbroken[0], "tiny")
     with pytest.raises(TrainingError, match="no checkpoint"):
         start_run("generator", prepared[0], tmp_path / "new", "tiny", resume=True)
+
+
+def test_the_gpu_recipe_script_trains_and_packs_small_files(fixture_arrays, tmp_path):
+    """weights/gpu_train.sh as on the GPU machine (here on CPU, TensorFlow blocked in every Python it starts)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("from tests.no_tensorflow import block\nblock()\n")
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": f"{site}:{ROOT}"}
+    done = subprocess.run(["bash", str(ROOT / "weights" / "gpu_train.sh"), str(fixture_arrays[0]), "run", "out",
+                           "--epochs", "1", "--steps-per-epoch", "2", *TINY],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "devices:" in done.stdout and "run: step 2, 1 epochs" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["log.csv", "run.json", "weights"]
+    from keras_speech2vid.weights import load_models
+
+    assert load_models(tmp_path / "out" / "weights").generator is not None
