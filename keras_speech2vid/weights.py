@@ -1,8 +1,9 @@
 """Weights folders: compact, checksummed, loaded without pickle.
 
 A weights folder holds `manifest.json` and one `.npz` per model. The manifest names each model's
-kind ("generator", "deblurrer" or "syncnet"), its config (`ModelConfig`, or `SyncNetConfig` for a
-SyncNet), its file and the file's SHA-256. Kernels are
+kind ("generator", "deblurrer", "syncnet" or "whisper_encoder"), its config (`ModelConfig`, or
+`SyncNetConfig` for a SyncNet, `WhisperConfig` for a Whisper encoder), its file and the file's SHA-256,
+and any further fields its writer gave (e.g. a converted model's provenance and licence). Kernels are
 stored as float16 (halving the size of the 28 M-parameter generator) and loaded as float32; biases
 and BatchNorm statistics stay float32. Files are read with `np.load(allow_pickle=False)`.
 
@@ -28,8 +29,9 @@ from keras_speech2vid.io import atomic_path, sha256, write_text  # noqa: F401  (
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = "manifest.json"
-KINDS = ("generator", "deblurrer", "syncnet")
+KINDS = ("generator", "deblurrer", "syncnet", "whisper_encoder")
 GENERATION_KINDS = ("generator", "deblurrer")
+_ENTRY_FIELDS = {"kind", "file", "sha256", "bytes", "config", "more_files"}  # written by save_weights_dir
 
 
 def default_weights_dir() -> Path:
@@ -37,12 +39,17 @@ def default_weights_dir() -> Path:
 
 
 def _builder(kind: str):
-    from keras_speech2vid.models import build_deblurrer, build_generator, build_syncnet
+    from keras_speech2vid.models import build_deblurrer, build_generator, build_syncnet, build_whisper_encoder
 
-    return {"generator": build_generator, "deblurrer": build_deblurrer, "syncnet": build_syncnet}[kind]
+    return {"generator": build_generator, "deblurrer": build_deblurrer, "syncnet": build_syncnet,
+            "whisper_encoder": build_whisper_encoder}[kind]
 
 
 def _config_class(kind: str):
+    if kind == "whisper_encoder":
+        from keras_speech2vid.models.whisper import WhisperConfig
+
+        return WhisperConfig
     return SyncNetConfig if kind == "syncnet" else ModelConfig
 
 
@@ -85,13 +92,17 @@ def _read_arrays(data) -> dict:
     return arrays
 
 
-def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelConfig | SyncNetConfig]],
-                     extra: dict | None = None, keep: bool = False, max_file_mib: float | None = None) -> Path:
+def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, object]], extra: dict | None = None,
+                     keep: bool = False, max_file_mib: float | None = None,
+                     details: dict[str, dict] | None = None) -> Path:
     """Write `models` {name: (kind, model, config)} as a compact weights folder; returns the manifest path.
 
-    With `keep`, the models already listed in the folder's manifest stay (a model of the same name is replaced).
-    With `max_file_mib`, each model is split over files `<name>.npz`, `<name>-1.npz`, … of at most that size
-    (for transfers with a per-file limit: the GPU machine returns files under 16 MiB).
+    `config` is the kind's config dataclass (`ModelConfig`, `SyncNetConfig`, `WhisperConfig`); `extra`
+    adds top-level manifest fields. With `keep`, the models already listed in the folder's manifest stay
+    (a model of the same name is replaced). With `max_file_mib`, each model is split over files
+    `<name>.npz`, `<name>-1.npz`, … of at most that size (for transfers with a per-file limit: the GPU
+    machine returns files under 16 MiB). `details` {name: fields} adds fields to a model's manifest entry
+    (provenance, licence, …), after the ones written here; they cannot replace those.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +110,13 @@ def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelCon
     if keep and (out_dir / MANIFEST).is_file():
         manifest = read_manifest(out_dir)
     manifest.update(extra or {})
+    details = details or {}
+    if set(details) - set(models):
+        raise ValueError(f"details must name models being written. Received: {sorted(set(details) - set(models))}")
+    for name, fields in details.items():
+        if set(fields) & _ENTRY_FIELDS:
+            raise ValueError(f"details may not replace the fields {sorted(_ENTRY_FIELDS)}. "
+                             f"Received: {name!r}: {sorted(set(fields) & _ENTRY_FIELDS)}")
     for name, (kind, model, config) in models.items():
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}. Received: kind={kind!r}")
@@ -118,7 +136,7 @@ def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, ModelCon
         entry = {"kind": kind, **files[0], "config": config.to_dict()}
         if len(files) > 1:
             entry["more_files"] = files[1:]
-        manifest["models"][name] = entry
+        manifest["models"][name] = {**entry, **details.get(name, {})}
     return write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 

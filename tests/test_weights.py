@@ -119,3 +119,24 @@ def test_weights_messages_name_the_variable_and_a_truncated_keras_file(tmp_path,
     with pytest.raises(WeightsError, match="truncated") as e:
         load_keras_file(path)
     assert str(path) in str(e.value)
+
+
+def test_whisper_encoder_round_trip_with_details(tmp_path):
+    from keras_speech2vid.models.whisper import WHISPER_PRESETS, build_whisper_encoder
+    from keras_speech2vid.weights import read_manifest
+
+    c = WHISPER_PRESETS["tiny"]
+    encoder = build_whisper_encoder(c)
+    details = {"source": {"sha256": "0" * 64}, "licence": "MIT", "note": "encoder only", "parameters": 1}
+    save_weights_dir(tmp_path, {"w": ("whisper_encoder", encoder, c)}, details={"w": details})
+    entry = read_manifest(tmp_path)["models"]["w"]
+    assert entry["kind"] == "whisper_encoder" and entry["config"] == c.to_dict()
+    assert {k: entry[k] for k in details} == details and "sha256" in entry
+    kind, loaded, config = load_weights_dir(tmp_path)["w"]
+    assert (kind, config) == ("whisper_encoder", c)
+    x = np.random.default_rng(0).normal(size=(1, c.n_frames, c.n_mels)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(encoder(x)), atol=2e-2)  # float16 kernels
+    with pytest.raises(ValueError, match="may not replace"):
+        save_weights_dir(tmp_path, {"w": ("whisper_encoder", encoder, c)}, details={"w": {"sha256": "x"}})
+    with pytest.raises(ValueError, match="name models being written"):
+        save_weights_dir(tmp_path, {"w": ("whisper_encoder", encoder, c)}, details={"v": {}})

@@ -8,6 +8,8 @@ from keras_speech2vid.models.identity_encoder import IDENTITY_OUTPUTS, build_ide
 from keras_speech2vid.models.layers import MouthMask, SilenceMask, UpSamp2
 from keras_speech2vid.models.mouth_expert import build_mouth_expert
 from keras_speech2vid.models.syncnet import SYNC_BOX, build_syncnet, build_syncnet_audio, build_syncnet_video
+from keras_speech2vid.models.whisper import (WhisperConfig, WhisperLogMel, build_whisper_encoder,
+                                             build_whisper_waveform_encoder)
 
 __all__ = [
     "IDENTITY_OUTPUTS",
@@ -15,6 +17,8 @@ __all__ = [
     "SYNC_BOX",
     "SilenceMask",
     "UpSamp2",
+    "WhisperConfig",
+    "WhisperLogMel",
     "build_audio_encoder",
     "build_deblurrer",
     "build_decoder",
@@ -24,5 +28,7 @@ __all__ = [
     "build_syncnet",
     "build_syncnet_audio",
     "build_syncnet_video",
+    "build_whisper_encoder",
+    "build_whisper_waveform_encoder",
     "get_submodels",
 ]
