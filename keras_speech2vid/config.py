@@ -49,6 +49,7 @@ class _Serialisable:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})
 
 
+AUDIO_FRONT_ENDS = ("mfcc", "whisper")  # the paper's MFCC windows, or pretrained Whisper tiny.en features
 MOUTH_FILLS = ("grey", "skin")
 MOUTH_REGIONS = ("mouth", "lower")  # the whole mouth box, or only from the upper inner lip down
 SKIN_RING = 6  # pixels of the band around the mouth box whose mean colour is the "skin" fill
@@ -90,8 +91,22 @@ class ModelConfig(_Serialisable):
     # which box: "mouth" (the whole mouth) or "lower" (from the upper inner lip down: the corners and
     # upper lip stay visible, so the identity gives the mouth's width and place, the audio its opening)
     identity_mouth_region: str = "mouth"
+    # Not in the paper: what the audio encoder hears. "mfcc": the paper's 12×35 MFCC window (input
+    # "mfcc"); "whisper": `whisper_frames` frames (50 Hz) of the Whisper tiny.en encoder's `whisper_dim`
+    # features around the video frame (input "whisper"), mapped to the same embedding by conv1, conv2
+    # (stride 2), fc6 of `whisper_widths` and fc7 of audio_widths[-1] (`models.audio_encoder`)
+    audio_front_end: str = "mfcc"
+    whisper_frames: int = 18  # 0.36 s: the paper's 0.35 s MFCC window
+    whisper_dim: int = 384
+    whisper_widths: tuple[int, ...] = (256, 256, 512)
 
     def __post_init__(self):
+        if self.audio_front_end not in AUDIO_FRONT_ENDS:
+            raise ValueError(f"audio_front_end must be one of {AUDIO_FRONT_ENDS}. "
+                             f"Received: audio_front_end={self.audio_front_end!r}")
+        if len(self.whisper_widths) != 3 or any(int(w) < 1 for w in self.whisper_widths) or self.whisper_frames < 4:
+            raise ValueError(f"whisper_widths needs 3 positive widths and whisper_frames >= 4. Received: "
+                             f"whisper_widths={self.whisper_widths}, whisper_frames={self.whisper_frames}")
         if self.identity_images < 1:
             raise ValueError(f"identity_images must be >= 1. Received: identity_images={self.identity_images}")
         for field, n in (("audio_widths", 7), ("face_widths", 7), ("decoder_widths", 10)):
@@ -111,6 +126,13 @@ class ModelConfig(_Serialisable):
     def identity_channels(self) -> int:
         return 3 * self.identity_images
 
+    @property
+    def audio_input_shape(self) -> tuple[int, ...]:
+        """The shape of one example of the generator's audio input, named `audio_front_end`."""
+        if self.audio_front_end == "whisper":
+            return (self.whisper_frames, self.whisper_dim)
+        return (self.mfcc_coeffs, self.mfcc_frames, 1)
+
 
 PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(name="paper", identity_images=5),
@@ -118,6 +140,19 @@ PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
         name="tiny",
         identity_images=5,
+        audio_widths=(8, 16, 16, 16, 16, 32, 32),
+        face_widths=(8, 16, 16, 16, 16, 32, 32),
+        decoder_widths=(16, 16, 16, 16, 16, 16, 8, 8, 8, 8),
+        deblur_width=8,
+    ),
+    # not in the paper: the pretrained speech front end (Whisper tiny.en features)
+    "whisper": ModelConfig(name="whisper", identity_images=5, audio_front_end="whisper"),
+    "whisper_1img": ModelConfig(name="whisper_1img", identity_images=1, audio_front_end="whisper"),
+    "whisper_tiny": ModelConfig(
+        name="whisper_tiny",
+        identity_images=5,
+        audio_front_end="whisper",
+        whisper_widths=(16, 16, 32),
         audio_widths=(8, 16, 16, 16, 16, 32, 32),
         face_widths=(8, 16, 16, 16, 16, 32, 32),
         decoder_widths=(16, 16, 16, 16, 16, 16, 8, 8, 8, 8),

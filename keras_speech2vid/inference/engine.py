@@ -6,7 +6,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from keras_speech2vid.models.generator import identity_images
+from keras_speech2vid.models.generator import audio_front_end, identity_images
 
 DEFAULT_BATCH = 16
 
@@ -34,6 +34,7 @@ class FrameEngine:
         self.batch_size = int(batch_size)
         self.cache_identity = cache_identity
         self.identity_images = identity_images(generator)
+        self.audio_front_end = audio_front_end(generator)  # the generator's audio input: "mfcc" or "whisper"
         self.audio_encoder, self.identity_encoder, self.decoder = get_submodels(generator)
         self._encode = tf.function(self._encode_impl, jit_compile=jit_compile)
         self._cached = tf.function(self._cached_impl, jit_compile=jit_compile)
@@ -49,23 +50,23 @@ class FrameEngine:
             frame = self.deblurrer(frame, training=False)
         return frame
 
-    def _cached_impl(self, mfcc, embedding, skip_53, skip_26, skip_12, deblur: bool):
+    def _cached_impl(self, windows, embedding, skip_53, skip_26, skip_12, deblur: bool):
         import tensorflow as tf
 
-        b = tf.shape(mfcc)[0]
+        b = tf.shape(windows)[0]
 
         def tile(t):  # (1, ...) -> (B, ...)
             return tf.broadcast_to(t, tf.concat([[b], tf.shape(t)[1:]], axis=0))
 
-        audio = self.audio_encoder(mfcc, training=False)
+        audio = self.audio_encoder(windows, training=False)
         frame = self.decoder([audio, tile(embedding), tile(skip_53), tile(skip_26), tile(skip_12)], training=False)
         return self._finish(frame, deblur)
 
-    def _full_impl(self, mfcc, identity, deblur: bool):
+    def _full_impl(self, windows, identity, deblur: bool):
         import tensorflow as tf
 
-        identity = tf.broadcast_to(identity, tf.concat([tf.shape(mfcc)[:1], tf.shape(identity)[1:]], axis=0))
-        frame = self.generator({"mfcc": mfcc, "identity": identity}, training=False)["frame"]
+        identity = tf.broadcast_to(identity, tf.concat([tf.shape(windows)[:1], tf.shape(identity)[1:]], axis=0))
+        frame = self.generator({self.audio_front_end: windows, "identity": identity}, training=False)["frame"]
         return self._finish(frame, deblur)
 
     # -- public ------------------------------------------------------------------------------------------
@@ -103,6 +104,19 @@ class FrameEngine:
         else:
             out = self._full(windows, identity, deblur)
         return np.asarray(out)[:n]
+
+    def iter_windows(self, wave: np.ndarray, fps: float, alignment, offset: float, audio_config,
+                     num_frames: int) -> Iterator[np.ndarray]:
+        """The audio inputs of `num_frames` video frames, in chunks: MFCC windows (`audio.iter_audio_windows`)
+        or, for a Whisper-front-end generator, Whisper feature windows (`whisper.iter_whisper_windows`)."""
+        if self.audio_front_end == "whisper":
+            from keras_speech2vid.whisper import iter_whisper_windows
+
+            frames = int(self.audio_encoder.input.shape[1])
+            return iter_whisper_windows(wave, fps, num_frames, offset=offset, frames=frames)
+        from keras_speech2vid.audio import iter_audio_windows
+
+        return iter_audio_windows(wave, fps, alignment, offset, audio_config, num_frames=num_frames)
 
     def iter_frames(self, window_chunks: Iterable[np.ndarray], identity, deblur: bool = True) -> Iterator[np.ndarray]:
         """Re-batch window chunks to ``batch_size`` and yield (109, 109, 3) uint8 frames one at a time."""

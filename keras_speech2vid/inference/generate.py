@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_speech2vid.audio import iter_audio_windows
 from keras_speech2vid.config import AudioConfig
 from keras_speech2vid.errors import ImageError, MediaError, NoFaceError
 from keras_speech2vid.inference.engine import DEFAULT_BATCH, FrameEngine
@@ -274,8 +273,7 @@ class Speech2Vid:
             size = (TARGET_SIZE, TARGET_SIZE)
 
         def make():
-            windows = iter_audio_windows(wave, fps, self.alignment, self.offset, self.audio_config,
-                                         num_frames=num_frames)
+            windows = engine.iter_windows(wave, fps, self.alignment, self.offset, self.audio_config, num_frames)
             for face in engine.iter_frames(windows, identity, deblur):
                 if full_frame:
                     yield B.paste_face(background.image, face, background.matrix, background.mask, method=blend)

@@ -163,7 +163,7 @@ def redub_frames(s2v, video, audio, *, wave=None, region: str = "lower", blend: 
     def make():
         frames = background if background is not None else _looped_background(
             video, num_frames, expected, fps, box=box, smooth=smooth, config=track_config)
-        windows = A.iter_audio_windows(wave, fps, s2v.alignment, s2v.offset, s2v.audio_config, num_frames=num_frames)
+        windows = engine.iter_windows(wave, fps, s2v.alignment, s2v.offset, s2v.audio_config, num_frames)
         try:
             for face, (frame, record) in zip(engine.iter_frames(windows, identity, deblur), frames):
                 if not record.has_face:

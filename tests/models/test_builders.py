@@ -176,3 +176,25 @@ def test_mouth_expert_reads_only_its_box_and_round_trips(tmp_path):
         build_mouth_expert(100)
     with pytest.raises(ValueError, match="Received: widths"):
         build_mouth_expert(widths=())
+
+
+def test_whisper_front_end_generators(tmp_path):
+    """The `whisper` presets: a Whisper-feature audio encoder before the paper's decoder, and nothing else changed."""
+    from keras_speech2vid.config import PRESETS
+    from keras_speech2vid.models.generator import audio_front_end
+
+    generator, paper = build_generator("whisper"), build_generator("paper")
+    audio = generator.get_layer("audio_encoder")
+    assert audio.input.shape[1:] == (18, 384) and audio.output.shape[1:] == (1, 1, 256)
+    assert audio_front_end(generator) == "whisper" and audio_front_end(paper) == "mfcc"
+    # conv1 (1×3, 384→256), conv2 (1×3 stride 2, 256→256), fc6 (1×9, 256→512), fc7 (1×1, 512→256), each + BN
+    expected = sum(k * i * o + o + 4 * o for k, i, o in [(3, 384, 256), (3, 256, 256), (9, 256, 512), (1, 512, 256)])
+    assert audio.count_params() == expected
+    # the identity encoder and decoder are the paper's
+    for name in ("identity_encoder", "decoder"):
+        assert generator.get_layer(name).count_params() == paper.get_layer(name).count_params()
+    assert all(layer.name.startswith("audio_") for layer in audio.layers[1:])
+    assert PRESETS["whisper_1img"].identity_images == 1 and PRESETS["whisper"].audio_front_end == "whisper"
+    with pytest.raises(ValueError, match="audio_front_end"):
+        PRESETS["paper"].replace(audio_front_end="wav2vec")
+    assert_round_trips(build_generator("whisper_tiny"), tmp_path)
