@@ -81,6 +81,8 @@ def _add_prepare(sub):
                    help="shorter tracks are measured but neither judged nor used for the video's offset")
     p.add_argument("--inactive", choices=("drop", "flag"), default="drop",
                    help="inactive tracks: the loader skips them (drop) or keeps them, marked (flag)")
+    p.add_argument("--whisper", action="store_true",
+                   help="also store each video's Whisper tiny.en features (for the whisper presets; resumable)")
     return p
 
 
@@ -115,6 +117,10 @@ def _run_prepare(args):
     print(f"{args.out}: train {t['train']['videos']} videos / {t['train']['frames']} frames, "
           f"val {t['val']['videos']} videos / {t['val']['frames']} frames, {len(manifest['skipped'])} skipped, "
           f"{inactive} inactive tracks ({'dropped' if config.inactive == 'drop' else 'flagged'})")
+    if args.whisper:
+        from keras_speech2vid.data.features import add_whisper_features
+
+        print(f"{args.out}: Whisper features for {add_whisper_features(args.out)} more videos")
 
 
 def _add_train_common(p, defaults: dict, backends=("tensorflow",)):

@@ -148,9 +148,14 @@ def window_indices(frame_indices, fps: float, offset: float = 0.0, frames: int =
     """(n, frames) feature indices of each video frame's window: `frames` consecutive 50 Hz feature frames
     centred on the middle of the video frame, (k + 0.5) / fps + offset s (offset > 0: the audio is later),
     as the paper's MFCC windows are (`audio.window_starts`, "centre")."""
-    centre = (np.asarray(frame_indices, np.float64) + 0.5) / fps + offset
-    first = np.floor(centre * rate - (frames - 1) / 2.0 + 0.5).astype(np.int64)
+    first = window_first(np.asarray(frame_indices, np.float64), fps, offset, frames, rate, np.floor).astype(np.int64)
     return first[:, None] + np.arange(frames)[None, :]
+
+
+def window_first(frame_indices, fps, offset, frames: int = 18, rate: float = 50.0, floor=np.floor):
+    """The first feature index of each frame's window, as floats; `floor` is NumPy's or TF's (tf.data)."""
+    centre = (frame_indices + 0.5) / fps + offset
+    return floor(centre * rate - (frames - 1) / 2.0 + 0.5)
 
 
 def iter_whisper_windows(wave: np.ndarray, fps: float, num_frames: int, offset: float = 0.0, frames: int = 18,

@@ -6,7 +6,9 @@
 * targets: every `every`-th frame of each track (frame index divisible by `every`), as the 109×109
   crop [1:110] of the aligned face (spec §4.6), float in [0, 1];
 * the target's MFCC window: `audio.gather_windows` on the video's padded MFCC with the front end's
-  alignment convention and the video's ``av_offset`` from the manifest (SyncNet's, see `prepare`);
+  alignment convention and the video's ``av_offset`` from the manifest (SyncNet's, see `prepare`); for a
+  generator with the Whisper front end, its window of the video's Whisper features instead
+  (`data.features`, `whisper.window_indices`), under the key "whisper";
 * tracks that SyncNet marked inactive (``"active": false``: the face is not the speaker) are skipped
   when the manifest says ``"inactive": "drop"`` (prepare's default);
 * n identity frames from the same track, at least `min_identity_distance` frames away from the
@@ -21,14 +23,15 @@ are sharded by tf.distribute's auto-sharding (one file per video).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from keras_speech2vid import audio
 from keras_speech2vid.config import AudioConfig, ModelConfig, get_config
 from keras_speech2vid.data import sampling
+from keras_speech2vid.data.manifest import read_manifest  # noqa: F401  (re-exported)
 from keras_speech2vid.errors import Speech2VidError
 
 FEATURES = {
@@ -40,13 +43,6 @@ FEATURES = {
     "mfcc": tf.io.VarLenFeature(tf.float32),
     "mfcc_frames": tf.io.FixedLenFeature([], tf.int64),
 }
-
-
-def read_manifest(data_dir) -> dict:
-    path = Path(data_dir) / "manifest.json"
-    if not path.is_file():
-        raise Speech2VidError(f"{data_dir}: no manifest.json; run `speech2vid prepare` first")
-    return json.loads(path.read_text())
 
 
 def parse_track(serialized):
@@ -108,6 +104,36 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
         key = tf.strings.join([track["video_id"], tf.strings.as_string(track["track"])], "/")
         return tf.logical_not(tf.reduce_any(tf.equal(dropped, key)))
 
+    whisper = config.audio_front_end == "whisper"
+    if whisper:
+        from keras_speech2vid.data.features import whisper_path
+        from keras_speech2vid.whisper import window_first
+
+        missing = [v["video_id"] for v in videos if not whisper_path(data_dir, v["video_id"]).is_file()]
+        if missing:
+            raise Speech2VidError(f"{data_dir}: no Whisper features for {len(missing)} of {len(videos)} videos "
+                                  f"(e.g. {missing[0]}); make them with `speech2vid prepare ... --whisper`")
+
+        def load_features(video_id):
+            return np.load(whisper_path(data_dir, video_id.decode()), allow_pickle=False).astype(np.float32)
+
+        def with_features(track):
+            features = tf.numpy_function(load_features, [track["video_id"]], tf.float32, stateful=False)
+            return {**track, "whisper": tf.ensure_shape(features, (None, config.whisper_dim))}
+
+    def audio_window(track, k):
+        """The target's audio input: its MFCC window, or its Whisper feature window."""
+        offset = offsets.lookup(track["video_id"])
+        if not whisper:
+            return audio.gather_windows(track["mfcc"], k[None], fps=track["fps"], offset=offset,
+                                        config=audio_config)[0]
+        as64 = lambda x: tf.cast(x, tf.float64)  # noqa: E731
+        first = tf.cast(window_first(as64(k), as64(track["fps"]), as64(offset), config.whisper_frames, 50.0,
+                                     tf.floor), tf.int64)
+        last = tf.shape(track["whisper"], out_type=tf.int64)[0] - 1
+        return tf.gather(track["whisper"], tf.clip_by_value(first + tf.range(config.whisper_frames, dtype=tf.int64),
+                                                            0, last))
+
     def samples_of_track(track):
         # (track, position) for every target position of the track
         positions = tf.where(track["frame_index"] % every == 0)[:, 0]
@@ -125,9 +151,7 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
         identity = tf.concat([decode_face(frames[i]) for i in tf.unstack(ids, num=n)], axis=-1)
         target = decode_face(frames[pos])[1:110, 1:110]
         k = track["frame_index"][pos]
-        window = audio.gather_windows(track["mfcc"], k[None], fps=track["fps"], offset=offsets.lookup(track["video_id"]),
-                                      config=audio_config)[0]
-        inputs = {"mfcc": window, "identity": identity}
+        inputs = {config.audio_front_end: audio_window(track, k), "identity": identity}
         if return_meta:
             meta = {"video_id": track["video_id"], "track": track["track"], "frame_index": k,
                     "identity_index": tf.gather(track["frame_index"], ids)}
@@ -140,6 +164,8 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
                        deterministic=True if seed is not None else None)
     ds = ds.map(parse_track, num_parallel_calls=tf.data.AUTOTUNE).filter(kept)
+    if whisper:
+        ds = ds.map(with_features, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.flat_map(samples_of_track)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)

@@ -95,6 +95,7 @@ class GeneratorLoss:
             loss = loss + self.cfg.shape_weight * shape_term(self.expert, output, target, self.mouth_only, self.terms)
         if self.upper_only is not None:
             inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}  # Keras will not mix arrays and tensors
-            swapped = forward({**inputs, "mfcc": ops.roll(inputs["mfcc"], 1, axis=0)}, training)
+            key = next(k for k in inputs if k != "identity")  # "mfcc" or "whisper"
+            swapped = forward({**inputs, key: ops.roll(inputs[key], 1, axis=0)}, training)
             loss = loss + self.cfg.audio_leak_weight * audio_leak_term(output, swapped, self.upper_only)
         return loss
