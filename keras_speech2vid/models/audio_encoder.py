@@ -42,11 +42,13 @@ def _build_whisper_audio_encoder(config: ModelConfig, name: str) -> keras.Model:
     """(B, whisper_frames, whisper_dim) features → (B, 1, 1, audio_widths[-1]): conv1, conv2 (stride 2) over
     time, fc6 over what is left and fc7, each conv-BN-ReLU as the paper's layers (time is the width axis)."""
     w, frames = config.whisper_widths, config.whisper_frames
-    p = "audio"
+    # "audio_whisper_*": no name in common with the paper's audio encoder, so a whisper generator can start
+    # from a paper generator's identity encoder and decoder (`--init-from`) and keep `--freeze audio_`
+    p = "audio_whisper"
 
     # === layers and functional graph ===
     features = keras.Input((frames, config.whisper_dim), name="whisper")  # (B, 18, 384)
-    x = keras.layers.Reshape((1, frames, config.whisper_dim), name=f"{p}_whisper_reshape")(features)
+    x = keras.layers.Reshape((1, frames, config.whisper_dim), name=f"{p}_reshape")(features)
     x = conv_bn_relu(x, w[0], (1, 3), pad="same", name=p, index=1, config=config)  # (B, 1, 18, 256)
     x = conv_bn_relu(x, w[1], (1, 3), strides=(1, 2), pad="same", name=p, index=2, config=config)  # (B, 1, 9, 256)
     x = conv_bn_relu(x, w[2], (1, (frames + 1) // 2), name=p, index="fc6", config=config)  # (B, 1, 1, 512)

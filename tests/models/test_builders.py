@@ -198,3 +198,17 @@ def test_whisper_front_end_generators(tmp_path):
     with pytest.raises(ValueError, match="audio_front_end"):
         PRESETS["paper"].replace(audio_front_end="wav2vec")
     assert_round_trips(build_generator("whisper_tiny"), tmp_path)
+
+
+def test_a_whisper_generator_starts_from_a_paper_generator_s_face_and_decoder(tmp_path):
+    from keras_speech2vid.training.shared import init_weights, layers_with_weights
+
+    paper, whisper = build_generator("tiny"), build_generator("whisper_tiny")
+    paper.save(tmp_path / "generator.keras")
+    count = init_weights("generator", whisper, tmp_path / "generator.keras")
+    shared = [n for n in layers_with_weights(whisper) if not n.startswith("audio_")]
+    assert count == len(shared) > 20
+    for name in shared:
+        for a, b in zip(layers_with_weights(whisper)[name].weights,
+                        layers_with_weights(paper)[name].weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
