@@ -72,3 +72,18 @@ def test_generate_with_a_whisper_generator_hears_the_audio(whisper_weights, tmp_
     assert main(["generate", "--face", str(DATA / "obama.jpg"), "--audio", str(DATA / "tmp.wav"), "--outfile",
                  str(out), "--weights", str(whisper_weights)]) == 0
     assert io.probe(out).has_audio
+
+
+@pytest.mark.slow
+def test_ten_minutes_through_generate_stay_within_300_mb_of_ten_seconds():
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_whisper.py"), "--seconds", "5", "--repeats",
+                           "1", "--memory"], capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rss = json.loads(done.stdout.strip().splitlines()[-1])
+    assert rss["rss_600s_mib"] - rss["rss_10s_mib"] <= 300, rss
