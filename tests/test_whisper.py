@@ -45,6 +45,13 @@ def test_windows_are_the_features_cut_in_chunks():
     features = whisper_features(wave, shared_encoder())
     idx = np.clip(window_indices(np.arange(n), 25.0), 0, len(features) - 1)
     np.testing.assert_array_equal(np.concatenate(chunks), features[idx])
+    # the frames evaluation scores get the same windows
+    from keras_speech2vid.inference.engine import FrameEngine
+    from keras_speech2vid.models import build_generator
+
+    engine = FrameEngine(build_generator("whisper_tiny"))
+    some = np.array([0, 7, 100, n - 1])
+    np.testing.assert_array_equal(engine.windows_at(wave, some, 25.0, None, 0.0, None), features[idx[some]])
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ Protocol, per clip
      The generator gets the n faces through `inference.fit_faces` (repeated or subsampled to the count the
      chosen generator takes: the 1-image generator for n = 1 when the weights have one, else the 5-image one).
   3. Every scored frame is generated from its own audio window (the same windows as generation:
-     `audio.gather_windows` with the model's alignment and offset), and deblurred when the weights have a
+     `FrameEngine.windows_at`, MFCC or Whisper as the generator hears, with the model's alignment and offset), and deblurred when the weights have a
      deblurrer (unless ``deblur=False``).
   4. Two baselines, computed in the same run on the same scored frames:
      * ``static``: the last identity frame (the one nearest the scored frames), its 109 crop repeated.
@@ -242,11 +242,8 @@ class _Scorer:
 
 def _generated_frames(s2v, engine, identity, wave, frames, fps, deblur: bool):
     """The model's uint8 109 faces for the given frame indices of a clip with audio `wave` (streamed)."""
-    from keras_speech2vid import audio as A
-
-    windows = A.gather_windows(A.padded_mfcc(wave, s2v.audio_config), np.asarray(frames, np.int64), fps,
-                               s2v.alignment, s2v.offset, s2v.audio_config)
-    return engine.iter_frames([np.asarray(windows, np.float32)], identity, deblur)
+    windows = engine.windows_at(wave, frames, fps, s2v.alignment, s2v.offset, s2v.audio_config)
+    return engine.iter_frames([windows], identity, deblur)
 
 
 def _lse(syncnet, grey: list, frames, mfcc, fps) -> dict | None:

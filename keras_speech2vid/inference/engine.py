@@ -118,6 +118,22 @@ class FrameEngine:
 
         return iter_audio_windows(wave, fps, alignment, offset, audio_config, num_frames=num_frames)
 
+    def windows_at(self, wave: np.ndarray, frame_indices, fps: float, alignment, offset: float,
+                   audio_config) -> np.ndarray:
+        """The audio inputs of the given video frames only: the windows `iter_windows` gives them."""
+        frame_indices = np.asarray(frame_indices, np.int64)
+        if self.audio_front_end == "whisper":
+            from keras_speech2vid.whisper import shared_encoder, whisper_features, window_indices
+
+            features = whisper_features(wave, shared_encoder())
+            idx = window_indices(frame_indices, fps, offset, int(self.audio_encoder.input.shape[1]))
+            return features[np.clip(idx, 0, max(len(features) - 1, 0))]
+        from keras_speech2vid import audio as A
+
+        windows = A.gather_windows(A.padded_mfcc(wave, audio_config), frame_indices, fps, alignment, offset,
+                                   audio_config)
+        return np.asarray(windows, np.float32)
+
     def iter_frames(self, window_chunks: Iterable[np.ndarray], identity, deblur: bool = True) -> Iterator[np.ndarray]:
         """Re-batch window chunks to ``batch_size`` and yield (109, 109, 3) uint8 frames one at a time."""
         pending: list[np.ndarray] = []
