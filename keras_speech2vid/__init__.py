@@ -4,8 +4,7 @@ The model builders and `Speech2Vid` are imported on first use, so that `import k
 (and the CLI's argument parsing) does not start TensorFlow.
 """
 
-import importlib
-
+from keras_speech2vid._lazy import lazy_getattr
 from keras_speech2vid.config import PRESETS, AudioConfig, ModelConfig, get_config
 from keras_speech2vid.errors import (
     AudioError,
@@ -29,12 +28,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_speech2vid' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__():

@@ -161,13 +161,18 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
+def preset(config, cls, presets: dict, what: str = "preset"):
+    """`config` itself when it is a `cls`, else the preset of `presets` it names (the one lookup of every config)."""
+    if isinstance(config, cls):
+        return config
+    if isinstance(config, str) and config in presets:
+        return presets[config]
+    raise ValueError(f"Unknown {what}. Expected one of {sorted(presets)} or a {cls.__name__}. Received: {config!r}")
+
+
 def get_config(config: "ModelConfig | str") -> ModelConfig:
     """Return `config` itself, or the preset it names."""
-    if isinstance(config, ModelConfig):
-        return config
-    if isinstance(config, str) and config in PRESETS:
-        return PRESETS[config]
-    raise ValueError(f"Unknown preset. Expected one of {sorted(PRESETS)} or a ModelConfig. Received: {config!r}")
+    return preset(config, ModelConfig, PRESETS)
 
 
 @dataclass(frozen=True)
@@ -211,9 +216,4 @@ SYNCNET_PRESETS: dict[str, SyncNetConfig] = {
 
 def get_syncnet_config(config: "SyncNetConfig | str") -> SyncNetConfig:
     """Return `config` itself, or the SyncNet preset it names."""
-    if isinstance(config, SyncNetConfig):
-        return config
-    if isinstance(config, str) and config in SYNCNET_PRESETS:
-        return SYNCNET_PRESETS[config]
-    raise ValueError(f"Unknown SyncNet preset. Expected one of {sorted(SYNCNET_PRESETS)} or a SyncNetConfig. "
-                     f"Received: {config!r}")
+    return preset(config, SyncNetConfig, SYNCNET_PRESETS, "SyncNet preset")

@@ -33,3 +33,21 @@ def assert_round_trips(model: keras.Model, tmp_path, seed: int = 0) -> None:
     loaded = keras.saving.load_model(path, safe_mode=True)
     for a, b in zip(outputs(model, xs), outputs(loaded, xs)):
         np.testing.assert_array_equal(a, b)
+
+
+def run_under_jax(code: str, timeout: int = 300) -> str:
+    """Run Python `code` in a child process on Keras's JAX backend (CPU) from the repository root; its stdout."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tests.conftest import ROOT
+
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    run = subprocess.run([sys.executable, "-c", "import keras; assert keras.backend.backend() == 'jax'; " + code],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout

@@ -386,19 +386,11 @@ def test_continuity_of_a_70_second_signal(encoder, speech):
 
 def test_features_under_jax_backend():
     """The same weights and windows under JAX (the GPU machine's backend) match the stored reference."""
-    import os
-    import subprocess
-    import sys
+    from tests.helpers import run_under_jax
 
-    from tests.conftest import ROOT
-
-    pytest.importorskip("jax")
-    code = ("import numpy as np, keras; assert keras.backend.backend() == 'jax';"
-            "from keras_speech2vid.whisper import load_whisper_encoder, whisper_features;"
-            "from tests.test_whisper_convert import _window, _cosines, REFERENCE, REFERENCE_FRAMES;"
-            "f = whisper_features(_window('tmp.wav')[0], load_whisper_encoder())[REFERENCE_FRAMES];"
-            "print(_cosines(f, np.load(REFERENCE).astype(np.float32)).min())")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert float(run.stdout.split()[-1]) >= 0.999
+    out = run_under_jax("import numpy as np;"
+                        "from keras_speech2vid.whisper import load_whisper_encoder, whisper_features;"
+                        "from tests.test_whisper_convert import _window, _cosines, REFERENCE, REFERENCE_FRAMES;"
+                        "f = whisper_features(_window('tmp.wav')[0], load_whisper_encoder())[REFERENCE_FRAMES];"
+                        "print(_cosines(f, np.load(REFERENCE).astype(np.float32)).min())")
+    assert float(out.split()[-1]) >= 0.999

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_speech2vid.config import _Serialisable
+from keras_speech2vid.config import _Serialisable, preset
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,7 @@ WHISPER_PRESETS: dict[str, WhisperConfig] = {
 
 def get_whisper_config(config: "WhisperConfig | str") -> WhisperConfig:
     """Return `config` itself, or the preset it names."""
-    if isinstance(config, WhisperConfig):
-        return config
-    if isinstance(config, str) and config in WHISPER_PRESETS:
-        return WHISPER_PRESETS[config]
-    raise ValueError(f"Unknown Whisper preset. Expected one of {sorted(WHISPER_PRESETS)} or a WhisperConfig. "
-                     f"Received: {config!r}")
+    return preset(config, WhisperConfig, WHISPER_PRESETS, "Whisper preset")
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,8 +5,7 @@
 The TF names are imported on first use, so that `keras_speech2vid.training` imports without TensorFlow.
 """
 
-import importlib
-
+from keras_speech2vid._lazy import lazy_getattr
 from keras_speech2vid.training.config import TrainConfig
 from keras_speech2vid.errors import TrainingError
 
@@ -23,12 +22,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_speech2vid.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = ["TrainConfig", "TrainingError", *_LAZY]

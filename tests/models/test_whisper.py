@@ -1,8 +1,5 @@
 """Whisper encoder port: the log-mel front end against independent numpy references, shapes, round trips."""
 
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -10,8 +7,8 @@ import pytest
 
 from keras_speech2vid.models.whisper import (WHISPER_PRESETS, WhisperConfig, WhisperLogMel, build_whisper_encoder,
                                              build_whisper_waveform_encoder, get_whisper_config, mel_filters)
-from tests.conftest import DATA, ROOT
-from tests.helpers import assert_round_trips
+from tests.conftest import DATA
+from tests.helpers import assert_round_trips, run_under_jax
 
 # --------------------------------------------------------------------------------------------
 # Independent references: written from the definitions, sharing no code with the package
@@ -100,16 +97,12 @@ def test_log_mel_per_window_maximum_and_batch_independence():
 
 
 def test_log_mel_under_jax_backend():
-    pytest.importorskip("jax")
-    code = ("import numpy as np, keras; assert keras.backend.backend() == 'jax';"
-            "from keras_speech2vid.models.whisper import WhisperLogMel;"
-            "from tests.models.test_whisper import numpy_log_mel;"
-            "x = np.random.default_rng(1).normal(size=(1, 8000)).astype('float32');"
-            "print(np.abs(np.asarray(WhisperLogMel()(x))[0] - numpy_log_mel(x[0])).max())")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert float(run.stdout.split()[-1]) < 1e-4
+    out = run_under_jax("import numpy as np;"
+                        "from keras_speech2vid.models.whisper import WhisperLogMel;"
+                        "from tests.models.test_whisper import numpy_log_mel;"
+                        "x = np.random.default_rng(1).normal(size=(1, 8000)).astype('float32');"
+                        "print(np.abs(np.asarray(WhisperLogMel()(x))[0] - numpy_log_mel(x[0])).max())", timeout=120)
+    assert float(out.split()[-1]) < 1e-4
 
 
 # --------------------------------------------------------------------------------------------
