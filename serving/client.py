@@ -103,6 +103,11 @@ def identity_images(signatures: dict) -> int:
     return shape[-1] // 3
 
 
+def audio_input(signatures: dict) -> str:
+    """What the served generator hears: "mfcc" (the paper's windows) or "whisper" (Whisper feature windows)."""
+    return "whisper" if "whisper" in signatures["decode"]["inputs"] else "mfcc"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # requests and responses (pure)
 
@@ -328,6 +333,16 @@ def mfcc_windows(waveform: np.ndarray, alignment: str | None = None) -> np.ndarr
     return np.asarray(audio_windows(np.asarray(waveform, np.float32), fps=FPS, alignment=alignment), np.float32)
 
 
+def whisper_windows(waveform: np.ndarray) -> np.ndarray:
+    """(N, 18, 384) float32 Whisper feature windows of a 16 kHz waveform, one per video frame at 25 fps
+    (the shipped Whisper encoder runs here, as the MFCC does for a paper model)."""
+    from keras_speech2vid.audio import num_video_frames
+    from keras_speech2vid.whisper import iter_whisper_windows
+
+    waveform = np.asarray(waveform, np.float32)
+    return np.concatenate(list(iter_whisper_windows(waveform, FPS, int(num_video_frames(len(waveform), FPS)))))
+
+
 def generate_frames(transport, signatures: dict, identity: np.ndarray, windows: np.ndarray,
                     batch: int = DEFAULT_BATCH, progress=None) -> np.ndarray:
     """(N, 109, 109, 3) frames: one encode_identity request, then decode requests of `batch` windows."""
@@ -337,7 +352,7 @@ def generate_frames(transport, signatures: dict, identity: np.ndarray, windows: 
     cached = parse_predict_response(transport.predict(request), IDENTITY_OUTPUTS)
     frames = []
     for start in range(0, len(windows), batch):
-        inputs = {"mfcc": windows[start:start + batch], **cached}
+        inputs = {audio_input(signatures): windows[start:start + batch], **cached}
         request = build_predict_request("decode", inputs, signatures)  # validated before sending
         frames.append(parse_predict_response(transport.predict(request))[FRAMES])
         if progress:
@@ -369,7 +384,14 @@ def run(transport, faces, audio_path, outfile, batch: int = DEFAULT_BATCH, align
 
     signatures = parse_metadata(transport.metadata())
     identity = load_identity([Path(p) for p in faces], identity_images(signatures))
-    windows = mfcc_windows(decode_audio(audio_path, SAMPLE_RATE), alignment)
+    waveform = decode_audio(audio_path, SAMPLE_RATE)
+    if audio_input(signatures) == "whisper":
+        if alignment not in (None, "centre"):
+            raise ValueError(f"a Whisper model's windows are centred on each frame; --alignment {alignment} "
+                             "is for MFCC models")
+        windows = whisper_windows(waveform)
+    else:
+        windows = mfcc_windows(waveform, alignment)
     frames = generate_frames(transport, signatures, identity, windows, batch, progress)
     return write_video(frames, outfile, audio_path, alignment)
 

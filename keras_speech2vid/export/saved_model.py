@@ -45,6 +45,7 @@ from keras_speech2vid import audio
 from keras_speech2vid.config import AudioConfig
 from keras_speech2vid.errors import Speech2VidError
 from keras_speech2vid.models import IDENTITY_OUTPUTS, get_submodels
+from keras_speech2vid.models.generator import audio_front_end
 
 DEFAULT_NAME = "speech2vid"
 DEFAULT_FPS = 25.0
@@ -102,8 +103,11 @@ class Speech2VidModule(tf.Module):
     """The serving graph: tf.functions over the generator's sub-models and the deblurrer.
 
     Args:
-        generator: a model built by `build_generator` (or loaded from its ``.keras`` file).
+        generator: a model built by `build_generator` (or loaded from its ``.keras`` file). A generator with the
+            Whisper front end takes ``whisper`` (B, 18, 384) feature windows where the paper's takes ``mfcc``.
         deblurrer: a model built by `build_deblurrer`, or None to serve the generator's raw frames.
+        whisper_encoder: for a Whisper generator, the log-mel → features encoder that ``from_waveform`` runs in
+            the graph (default: the shipped one, `whisper.load_whisper_encoder`).
         fps, alignment, offset, audio_config: the window placement of ``from_waveform``
             (see `keras_speech2vid.audio.window_starts`); alignment None means `AudioConfig.alignment`.
         chunk_size: windows decoded at a time inside ``from_waveform``.
@@ -111,7 +115,7 @@ class Speech2VidModule(tf.Module):
 
     def __init__(self, generator: keras.Model, deblurrer: keras.Model | None = None, *, fps: float = DEFAULT_FPS,
                  alignment: str | None = None, offset: float = 0.0, audio_config: AudioConfig | None = None,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE):
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, whisper_encoder: keras.Model | None = None):
         super().__init__()
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1. Received: chunk_size={chunk_size}")
@@ -125,14 +129,24 @@ class Speech2VidModule(tf.Module):
         self.offset = float(offset)
         self.chunk_size = int(chunk_size)
 
-        # static shapes, read off the models
-        mfcc_shape = tuple(self.audio_encoder.inputs[0].shape[1:])  # (12, 35, 1)
+        # static shapes, read off the models; the audio input is "mfcc" (12, 35, 1) or "whisper" (18, 384)
+        self.audio_key = audio_front_end(generator)
+        mfcc_shape = tuple(self.audio_encoder.inputs[0].shape[1:])
+        self.whisper = None
+        if self.audio_key == "whisper":
+            from keras_speech2vid.models.whisper import build_whisper_waveform_encoder, get_whisper_config
+            from keras_speech2vid.whisper import load_whisper_encoder
+
+            encoder = whisper_encoder if whisper_encoder is not None else load_whisper_encoder()
+            c = get_whisper_config("tiny.en").replace(n_ctx=encoder.inputs[0].shape[1] // 2,
+                                                      n_mels=encoder.inputs[0].shape[2])
+            self.whisper = build_whisper_waveform_encoder(c, encoder)  # (W, 480000) -> (W, 1500, 384)
         identity_shape = tuple(self.identity_encoder.inputs[0].shape[1:])  # (112, 112, C)
         self.identity_shapes = {k: tuple(t.shape[1:]) for k, t in zip(IDENTITY_OUTPUTS, self.identity_encoder.outputs)}
         self.frame_shape = tuple(self.decoder.outputs[0].shape[1:])  # (109, 109, 3)
         self.mfcc_shape, self.identity_shape = mfcc_shape, identity_shape
 
-        mfcc = _spec((None, *mfcc_shape), "mfcc")
+        mfcc = _spec((None, *mfcc_shape), self.audio_key)
         identity = _spec((None, *identity_shape), "identity")
         cached = [_spec((None, *self.identity_shapes[k]), k) for k in IDENTITY_OUTPUTS]
 
@@ -158,24 +172,52 @@ class Speech2VidModule(tf.Module):
         return dict(zip(IDENTITY_OUTPUTS, self.identity_encoder(identity, training=False)))
 
     def _decode(self, mfcc, embedding, skip_53, skip_26, skip_12):
-        mfcc = _checked(mfcc, self.mfcc_shape, "mfcc", MAX_BATCH)
+        mfcc = _checked(mfcc, self.mfcc_shape, self.audio_key, MAX_BATCH)
         cached = [_checked(t, self.identity_shapes[k], k, MAX_BATCH)
                   for k, t in zip(IDENTITY_OUTPUTS, (embedding, skip_53, skip_26, skip_12))]
         return {FRAMES: self._frames(mfcc, *cached)}
 
     def _generate(self, mfcc, identity):
-        mfcc = _checked(mfcc, self.mfcc_shape, "mfcc", MAX_BATCH)
+        mfcc = _checked(mfcc, self.mfcc_shape, self.audio_key, MAX_BATCH)
         identity = _checked(identity, self.identity_shape, "identity", MAX_BATCH)
         cached = self.identity_encoder(identity, training=False)
         return {FRAMES: self._frames(mfcc, *cached)}
 
+    def _whisper_windows(self, waveform):
+        """(N, 18, 384) Whisper windows of every video frame: the windows of `whisper.iter_whisper_features`
+        (30 s every 20 s, each keeping its middle) and `whisper.window_indices`, in the graph."""
+        from keras_speech2vid.whisper import window_first
+
+        size = self.whisper.inputs[0].shape[1]  # 480000 samples
+        ctx = self.whisper.outputs[0].shape[1]  # 1500 frames
+        hop, margin, step = 2 * ctx // 3, ctx // 6, size // ctx  # 1000, 250, 320
+        samples = tf.shape(waveform, out_type=tf.int64)[0]
+        count = 1 + tf.maximum(tf.constant(0, tf.int64), (samples - size + hop * step - 1) // (hop * step))
+        padded = tf.pad(waveform, [[0, count * hop * step + size - samples]])
+        starts = tf.range(count) * hop * step
+        windows = tf.gather(padded, starts[:, None] + tf.range(size, dtype=tf.int64)[None])  # (W, 480000)
+        encoded = tf.map_fn(lambda w: self.whisper(w[None], training=False)[0], windows, parallel_iterations=1,
+                            fn_output_signature=tf.TensorSpec((ctx, self.mfcc_shape[1]), tf.float32))
+        middles = tf.reshape(encoded[:-1, margin:ctx - margin], [-1, self.mfcc_shape[1]])
+        features = tf.concat([encoded[0, :margin], middles, encoded[-1, margin:]], axis=0)
+        total = (samples + step - 1) // step
+        features = features[:total]  # (T, 384), frame t centred at 0.02·t s
+        frames = audio.num_video_frames(samples, self.fps, "centre", self.audio_config)
+        k = tf.range(tf.cast(frames, tf.int64), dtype=tf.float64)
+        first = tf.cast(window_first(k, self.fps, self.offset, self.mfcc_shape[0], 50.0, tf.floor), tf.int64)
+        idx = tf.clip_by_value(first[:, None] + tf.range(self.mfcc_shape[0], dtype=tf.int64)[None], 0, total - 1)
+        return tf.gather(features, idx)
+
     def _from_waveform(self, waveform, identity):
-        windows = audio.audio_windows(waveform, fps=self.fps, alignment=self.alignment, offset=self.offset,
-                                      config=self.audio_config)  # (N, 12, 35, 1)
+        if self.whisper is not None:
+            windows = self._whisper_windows(waveform)
+        else:
+            windows = audio.audio_windows(waveform, fps=self.fps, alignment=self.alignment, offset=self.offset,
+                                          config=self.audio_config)  # (N, 12, 35, 1)
         cached = self.identity_encoder(identity, training=False)  # batch 1, broadcast per chunk
         n = tf.shape(windows)[0]
         c = self.chunk_size
-        padded = tf.pad(windows, [[0, (-n) % c], [0, 0], [0, 0], [0, 0]])
+        padded = tf.pad(windows, [[0, (-n) % c]] + [[0, 0]] * len(self.mfcc_shape))
         chunks = tf.reshape(padded, [-1, c, *self.mfcc_shape])  # (ceil(N/c), c, 12, 35, 1)
         frames = tf.map_fn(lambda chunk: self._frames(chunk, *cached), chunks, parallel_iterations=1,
                            fn_output_signature=tf.TensorSpec((c, *self.frame_shape), tf.float32))
@@ -198,7 +240,8 @@ class Speech2VidModule(tf.Module):
             "signatures": SIGNATURES,
             "identity_images": self.identity_shape[-1] // 3,
             "identity_shape": list(self.identity_shape),
-            "mfcc_shape": list(self.mfcc_shape),
+            "audio_input": self.audio_key,
+            "mfcc_shape": list(self.mfcc_shape),  # the audio input's shape (the name is kept for clients)
             "frame_shape": list(self.frame_shape),
             "identity_outputs": {k: list(v) for k, v in self.identity_shapes.items()},
             "deblurred": self.deblurrer is not None,

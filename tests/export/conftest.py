@@ -42,10 +42,13 @@ def make_models(preset="tiny", seed=0):
 
 
 def keras_frames(generator, deblurrer, mfcc, identity):
-    """The in-memory reference: generator then deblurrer, the identity repeated over the mfcc batch."""
+    """The in-memory reference: generator then deblurrer, the identity repeated over the audio batch (`mfcc`:
+    MFCC or, for a whisper generator, Whisper windows)."""
     if identity.shape[0] == 1 and mfcc.shape[0] != 1:
         identity = np.repeat(identity, mfcc.shape[0], axis=0)
-    frames = generator({"mfcc": mfcc, "identity": identity}, training=False)["frame"]
+    from keras_speech2vid.models.generator import audio_front_end
+
+    frames = generator({audio_front_end(generator): mfcc, "identity": identity}, training=False)["frame"]
     if deblurrer is not None:
         frames = deblurrer(frames, training=False)
     return np.asarray(frames)
