@@ -46,6 +46,9 @@ def start_run(task: str, data, run_dir, model_config: ModelConfig | str = "paper
     if backend == "jax":
         if task != "generator":
             raise TrainingError(f"the JAX driver trains the generator; train the {task} with the TF driver")
+        if config.audio_front_end != "mfcc":
+            raise TrainingError(f"array chunks hold MFCC windows only; train the {config.name} preset "
+                                f"({config.audio_front_end} front end) with the TF driver")
         if not is_arrays_dir(data):
             raise TrainingError(f"{data}: the JAX driver reads array chunks; make them with "
                                 "`speech2vid export-arrays DATA_DIR --out ARRAYS_DIR`")

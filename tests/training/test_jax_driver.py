@@ -116,6 +116,8 @@ def test_each_driver_refuses_the_other_one_s_data_and_runs(prepared, fixture_arr
         start_run("generator", prepared[0], tmp_path, "tiny", backend="jax")
     with pytest.raises(TrainingError, match="array chunks are for --backend jax"):
         start_run("generator", fixture_arrays[0], tmp_path, "tiny")
+    with pytest.raises(TrainingError, match="MFCC windows only"):
+        start_run("generator", fixture_arrays[0], tmp_path, "whisper_tiny", backend="jax")
     with pytest.raises(TrainingError, match="trains the generator"):
         start_run("deblurrer", fixture_arrays[0], tmp_path, "tiny", backend="jax")
     with pytest.raises(TrainingError, match="jax driver"):  # a JAX run folder, continued by the TF driver
