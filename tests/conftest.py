@@ -48,3 +48,15 @@ def fixture_arrays(prepared, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("arrays")
     return out, export_arrays(prepared[0], out, max_chunk_mib=0.5, progress=False)
+
+
+@pytest.fixture(scope="session")
+def prepared_whisper(prepared, tmp_path_factory):
+    """`prepared` with each video's Whisper features (`prepare --whisper`); returns (folder, files written)."""
+    import shutil
+
+    from keras_speech2vid.data.features import add_whisper_features
+
+    out = tmp_path_factory.mktemp("features") / "data"
+    shutil.copytree(prepared[0], out)
+    return out, add_whisper_features(out, progress=False)

@@ -1,7 +1,5 @@
 """Whisper features of a prepared folder, and the whisper-front-end samples of the tf.data pipeline."""
 
-import shutil
-
 import numpy as np
 import pytest
 
@@ -12,15 +10,8 @@ from keras_speech2vid.errors import Speech2VidError
 from keras_speech2vid.whisper import window_indices
 
 
-@pytest.fixture(scope="module")
-def with_features(prepared, tmp_path_factory):
-    out = tmp_path_factory.mktemp("features") / "data"
-    shutil.copytree(prepared[0], out)
-    return out, add_whisper_features(out, progress=False)
-
-
-def test_one_file_per_video_at_50_hz_and_a_rerun_writes_none(prepared, with_features):
-    out, written = with_features
+def test_one_file_per_video_at_50_hz_and_a_rerun_writes_none(prepared, prepared_whisper):
+    out, written = prepared_whisper
     assert written == len(prepared[1]["videos"]) == 3
     for video in prepared[1]["videos"]:
         features = np.load(whisper_path(out, video["video_id"]))
@@ -29,8 +20,8 @@ def test_one_file_per_video_at_50_hz_and_a_rerun_writes_none(prepared, with_feat
     assert add_whisper_features(out, progress=False) == 0
 
 
-def test_samples_are_the_feature_windows_of_their_frames(prepared, with_features):
-    out, _ = with_features
+def test_samples_are_the_feature_windows_of_their_frames(prepared, prepared_whisper):
+    out, _ = prepared_whisper
     fps = {v["video_id"]: v["fps"] for v in prepared[1]["videos"]}
     ds = make_dataset(out, "train", "whisper_tiny", 4, shuffle=False, seed=0, return_meta=True)
     checked = 0

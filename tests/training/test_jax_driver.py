@@ -141,3 +141,4 @@ def test_the_gpu_recipe_script_trains_and_packs_small_files(fixture_arrays, tmp_
     from keras_speech2vid.weights import load_models
 
     assert load_models(tmp_path / "out" / "weights").generator is not None
+
