@@ -63,6 +63,9 @@ class MediaInfo:
     height: int | None = None
     audio_sample_rate: int | None = None
     audio_channels: int | None = None
+    # the stream's average rate differs from its nominal one (tbr): frames come at uneven times, so
+    # `iter_frames` resamples them to `fps` (the nominal rate) by their timestamps
+    variable_frame_rate: bool = False
 
 
 # channel counts of ffmpeg's named layouts; "X.Y" layouts have X + Y channels
@@ -95,8 +98,11 @@ def probe(path) -> MediaInfo:
     if m:
         duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
     video = re.search(r"Stream #.*?Video: .*?(\d{2,5})x(\d{2,5})", err)
-    fps = re.search(r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) fps", err) or re.search(
-        r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) tbr", err)
+    average = re.search(r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) fps", err)
+    nominal = re.search(r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) tbr", err)
+    # a VFR stream (phones, edited clips) averages below its nominal rate: time it at the nominal one
+    vfr = bool(average and nominal and abs(float(average.group(1)) / float(nominal.group(1)) - 1) > 0.01)
+    fps = nominal if vfr else (average or nominal)
     # any audio stream counts, whatever its layout; rate and layout are read when present
     audio = re.search(r"Stream #[^\n]*?Audio: [^\n]*", err)
     rate = channels = None
@@ -113,6 +119,7 @@ def probe(path) -> MediaInfo:
         height=int(video.group(2)) if video else None,
         audio_sample_rate=rate,
         audio_channels=channels,
+        variable_frame_rate=vfr and video is not None,
     )
 
 
@@ -181,14 +188,18 @@ def is_image(path) -> bool:
 
 
 def iter_frames(path, info: MediaInfo | None = None) -> Iterator[np.ndarray]:
-    """Stream the video frames of `path` as RGB uint8 arrays, one at a time (bounded memory)."""
+    """Stream the video frames of `path` as RGB uint8 arrays, one at a time (bounded memory); frame k is
+    shown at k / `info.fps` s (a variable-rate stream is resampled to its nominal rate)."""
     path = _check_readable(path)
     info = info or probe(path)
     if not info.has_video:
         raise MediaError(f"{path}: no video stream")
     w, h = info.width, info.height
+    # a VFR stream is resampled to its nominal rate by timestamp (frames repeated over gaps), so frame k is
+    # the picture shown at k / info.fps, as every caller times it
+    cfr = ["-vf", f"fps={info.fps}"] if info.variable_frame_rate else []
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-           "-an", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+           "-an", *cfr, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     size = w * h * 3
     try:

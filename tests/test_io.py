@@ -230,3 +230,27 @@ def test_nan_or_inf_audio_is_refused_naming_the_file(tmp_path):
     assert_one_line_naming(e, path)
     with pytest.raises(AudioError, match="NaN or infinite"):
         load_audio(samples)
+
+
+def test_variable_frame_rate_video_is_resampled_to_its_nominal_rate(tmp_path):
+    """Issue 21.2: a VFR clip (every other frame of 20..60 dropped) is decoded at its nominal 25 fps, frame k
+    being the picture shown at k/25 s, so prepare, evaluate and redub time it as the constant-rate original."""
+    import subprocess
+
+    from keras_speech2vid.data.prepare import PrepareConfig, prepare
+
+    original = DATA / "vox2_00086_man_suit_red_bg.mp4"
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run([io.ffmpeg_exe(), "-v", "error", "-i", str(original), "-vf",
+                    r"select='not(between(n\,20\,60)*mod(n\,2))'", "-fps_mode", "vfr", "-c:a", "copy", str(vfr)],
+                   check=True)
+    info, base = io.probe(vfr), io.probe(original)
+    assert info.variable_frame_rate and not base.variable_frame_rate and info.fps == base.fps == 25.0
+    ours, theirs = list(io.iter_frames(vfr)), list(io.iter_frames(original))
+    assert abs(len(ours) - len(theirs)) <= 1 and abs(len(ours) - info.duration * 25) <= 1
+    for k in (10, 41, 100):  # 41 was dropped: the picture shown then is frame 40's
+        diffs = [np.abs(ours[k].astype(int) - theirs[j]).mean() for j in range(k - 3, k + 4)]
+        assert k - 3 + int(np.argmin(diffs)) == (40 if k == 41 else k), (k, diffs)
+    manifest = prepare([vfr], tmp_path / "data", PrepareConfig(val_fraction=0.0, sync=False), progress=False)
+    video = manifest["videos"][0]
+    assert video["fps"] == 25.0 and abs(video["frames"] - len(theirs)) <= 1
