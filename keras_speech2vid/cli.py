@@ -288,7 +288,7 @@ def _add_evaluate_sync(sub):
     p.add_argument("--weights", default=None, help="weights folder with a SyncNet (default: the bundled weights)")
     p.add_argument("--max-offset", type=int, default=10, help="known offsets tried: -N..N frames")
     p.add_argument("--min-seconds", type=float, default=2.0, help="shorter clips are reported apart")
-    p.add_argument("--out", default=None, help="write the full report as JSON here")
+    p.add_argument("--out", dest="report", default=None, metavar="JSON", help="write the full report as JSON here")
     p.add_argument("--plots", default=None, help="folder for one distance-by-shift plot per clip")
     return p
 
@@ -308,10 +308,10 @@ def _run_evaluate_sync(args):
         clips = [c for c in clips if people.get(c.stem) in set(args.people)]
     report = sync_check(clips, SyncNet.load(args.weights), range(-args.max_offset, args.max_offset + 1),
                         min_seconds=args.min_seconds, plots=args.plots)
-    if args.out:
+    if args.report:
         from keras_speech2vid.io import write_text
 
-        write_text(args.out, json.dumps(report, indent=1) + "\n")
+        write_text(args.report, json.dumps(report, indent=1) + "\n")
     print(format_report(report))
 
 
@@ -563,6 +563,11 @@ def main(argv=None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()
     saved_sigterm = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
+        from keras_speech2vid.io import check_output_dir
+
+        for name in ("out", "outdir"):  # every --out / --outdir is a folder: checked before any work
+            if getattr(args, name, None):
+                check_output_dir(getattr(args, name))
         COMMANDS[args.command][1](args)
     except Speech2VidError as e:
         if args.verbose:

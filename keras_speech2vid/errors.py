@@ -27,3 +27,7 @@ class WeightsError(Speech2VidError):
 
 class TrainingError(Speech2VidError):
     """A run cannot start or continue (inconsistent RUN_DIR, no data)."""
+
+
+class OutputError(Speech2VidError):
+    """An output path cannot be written (a file where a folder is needed, no permission, a name too long)."""

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from keras_speech2vid.errors import AudioError, ImageError, MediaError
+from keras_speech2vid.errors import AudioError, ImageError, MediaError, OutputError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -222,6 +222,28 @@ def sha256(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+MAX_NAME = 255 - 20  # bytes: file systems take 255, `atomic_path` adds ".", ".XXXXXXXX" and ".part"
+
+
+def check_output_dir(path) -> Path:
+    """Fail early, in one line, when the output folder `path` cannot be made or written: a file stands
+    there, its name is too long, or the nearest existing folder above it is not writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file, not a folder; choose another output folder")
+    for part in path.parts:
+        if len(part.encode()) > MAX_NAME:
+            raise OutputError(f"{path}: name too long ({len(part.encode())} bytes; at most {MAX_NAME})")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: {existing} is not writable")
+    return path
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from keras_speech2vid.errors import MediaError
+from keras_speech2vid.io import MAX_NAME
 
-MAX_NAME = 255 - 20  # bytes: file systems take 255, `io.atomic_path` adds ".", ".XXXXXXXX" and ".part"
 
 
 class FrameStream:

@@ -474,7 +474,7 @@ def test_sigterm_leaves_no_partial_video(tiny_weights, tmp_path):
 
 
 def test_an_output_name_too_long_for_its_temporary_is_refused_first(s2v, tmp_path):
-    from keras_speech2vid.inference.stream import MAX_NAME
+    from keras_speech2vid.io import MAX_NAME
 
     out = tmp_path / ("x" * (MAX_NAME - 3) + ".mp4")  # 255 bytes would fit; its temporary would not
     with pytest.raises(MediaError, match="too long") as e:
