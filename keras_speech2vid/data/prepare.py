@@ -306,7 +306,17 @@ def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None =
         group = speakers.get(entry["video_id"], entry["video_id"])
         entry["speaker"] = speakers.get(entry["video_id"])
         entry["split"] = split_of(group, config.val_fraction, val_groups)
+        entry["_group"] = group
         videos.append(entry)
+    groups = {v["_group"] for v in videos}
+    if config.val_fraction > 0 and len(groups) >= 2 and not any(v["split"] == "val" for v in videos):
+        # a small set can draw no validation group by hash: the group of the lowest hash goes, as a larger
+        # fraction would have sent it first (else early stopping has nothing to read)
+        first = min(groups, key=lambda g: stable_hash("split:" + g))
+        for v in videos:
+            v["split"] = "val" if v["_group"] == first else v["split"]
+    for v in videos:
+        del v["_group"]
     old = {}
     if (out_dir / "manifest.json").exists():
         old = {v["video_id"]: v for v in json.loads((out_dir / "manifest.json").read_text()).get("videos", [])}

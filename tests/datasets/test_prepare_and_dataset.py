@@ -196,3 +196,20 @@ def test_prepare_refuses_a_folder_without_videos(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "no video files" in capsys.readouterr().err
+
+
+def test_a_small_set_always_gets_a_validation_group(prepared, tmp_path):
+    """Issue 21.8: --val-fraction 0.5 on videos whose hashes all fall above it still validates on one group
+    (the one of the lowest hash) instead of training without validation ("best val loss inf")."""
+    import shutil
+
+    from keras_speech2vid.data.prepare import PrepareConfig, split_of, write_manifest
+
+    copy = tmp_path / "copy"
+    shutil.copytree(prepared[0], copy)
+    ids = [v["video_id"] for v in prepared[1]["videos"]]
+    fraction = 1e-6  # below every group's hash: by hash alone, none is val
+    assert all(split_of(i, fraction) == "train" for i in ids)
+    manifest = write_manifest(copy, PrepareConfig(val_fraction=fraction, sync=False))
+    assert sum(v["split"] == "val" for v in manifest["videos"]) == 1
+    assert write_manifest(copy, STAGE_I)["totals"]["val"]["videos"] == 0  # --val-fraction 0: none, as asked
