@@ -100,8 +100,10 @@ def probe(path) -> MediaInfo:
     video = re.search(r"Stream #.*?Video: .*?(\d{2,5})x(\d{2,5})", err)
     average = re.search(r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) fps", err)
     nominal = re.search(r"Stream #.*?Video: .*?, (\d+(?:\.\d+)?) tbr", err)
-    # a VFR stream (phones, edited clips) averages below its nominal rate: time it at the nominal one
-    vfr = bool(average and nominal and abs(float(average.group(1)) / float(nominal.group(1)) - 1) > 0.01)
+    # a VFR stream (phones, edited clips) averages below its nominal rate: time it at the nominal one; a
+    # nominal rate of 2 or 3 times the average is a field rate (interlaced MPEG, GRID's 25 fps / 50 tbr)
+    ratio = float(nominal.group(1)) / float(average.group(1)) if average and nominal else 1.0
+    vfr = abs(ratio - 1) > 0.01 and abs(ratio - round(ratio)) > 0.05
     fps = nominal if vfr else (average or nominal)
     # any audio stream counts, whatever its layout; rate and layout are read when present
     audio = re.search(r"Stream #[^\n]*?Audio: [^\n]*", err)
