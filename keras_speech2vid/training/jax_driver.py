@@ -1,6 +1,6 @@
 """The generator's training driver on the JAX backend: jit-compiled steps on array chunks, no TensorFlow.
 
-The same run folder, loss, optimiser, schedule, early stopping and log as the TF driver (`training.run`,
+The same run folder, loss, optimiser, schedule, early stopping and log as the TF driver (`training.shared`,
 `training.losses`); only the step (`jax_step`), the data (`data.arrays.ArrayData`) and the checkpoint
 differ. State (weights, optimiser slots, the loop counters) is saved every `checkpoint_every` steps and
 at each epoch end as RUN_DIR/checkpoints/state-<step>.npz, written under a temporary name and renamed,
