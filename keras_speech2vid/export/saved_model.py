@@ -17,7 +17,7 @@ paper model; images are RGB in [0, 1], MFCC windows are raw c1..c12 as `keras_sp
   → ``frames`` (N, 109, 109, 3).
 
 Every signature checks its inputs in the graph (rank, the shape after the batch, 1 <= batch <= `MAX_BATCH`
-= 64): a malformed request gets an InvalidArgumentError, and the server goes on. Longer inputs are split
+= 64, no NaN or Inf): a malformed request gets an InvalidArgumentError, and the server goes on. Longer inputs are split
 into requests of at most 64 windows (the client does), or sent as a waveform to ``from_waveform``.
 (Channel counts are the paper preset's; a narrower config has its own widths.) ``frames`` are deblurred
 when a deblurrer is exported, else the generator's output. Identity tensors of batch 1 are broadcast over
@@ -85,7 +85,7 @@ def _checked(x, shape, name: str, max_batch: int):
               tf.debugging.Assert(tf.logical_and(dims[0] >= 1, dims[0] <= max_batch),
                                   [f"{name} batch must be 1..{max_batch}; got", dims[0]])]
     with tf.control_dependencies(checks):
-        return tf.identity(x)
+        return tf.debugging.check_numerics(x, f"{name} holds NaN or Inf")
 
 
 def _broadcast_batch(x, batch):
@@ -209,6 +209,12 @@ class Speech2VidModule(tf.Module):
         return tf.gather(features, idx)
 
     def _from_waveform(self, waveform, identity):
+        checks = [tf.debugging.Assert(tf.equal(tf.rank(waveform), 1), ["waveform must be (samples,); got rank",
+                                                                        tf.rank(waveform)]),
+                  tf.debugging.Assert(tf.size(waveform) >= 1, ["waveform is empty"])]
+        with tf.control_dependencies(checks):
+            waveform = tf.debugging.check_numerics(waveform, "waveform holds NaN or Inf")
+        identity = _checked(identity, self.identity_shape, "identity", 1)
         if self.whisper is not None:
             windows = self._whisper_windows(waveform)
         else:
