@@ -126,21 +126,30 @@ def whisper_features(audio: np.ndarray | Iterable[np.ndarray], model: keras.Mode
 _ENCODERS: dict[Path, keras.Model] = {}
 
 
-def shared_encoder() -> keras.Model:
-    """The waveform → features Whisper encoder of the default weights folder, else of the bundled one, built
-    once per process (so its predict function is traced once)."""
+def shared_encoder_entry() -> tuple[Path, str, dict]:
+    """(folder, name, manifest entry) of the Whisper encoder that generation and `prepare --whisper` use: the
+    default weights folder's, else the bundled one's. Read from the manifests only (nothing is loaded)."""
     for folder in dict.fromkeys([weights.default_weights_dir(), weights.BUNDLED_WEIGHTS]):
-        key = folder.resolve()
-        if key not in _ENCODERS:
-            try:
-                encoder = load_whisper_encoder(folder)
-                _ENCODERS[key] = build_whisper_waveform_encoder(_waveform_model(encoder)[1], encoder)
-            except WeightsError:
-                if folder == weights.BUNDLED_WEIGHTS:
-                    raise
-                continue
-        return _ENCODERS[key]
-    raise AssertionError("unreachable")
+        try:
+            models = weights.read_manifest(folder).get("models") or {}
+        except WeightsError:
+            continue
+        for name, entry in models.items():
+            if entry.get("kind") == "whisper_encoder":
+                return folder, name, entry
+    raise WeightsError(f"no Whisper encoder in {weights.default_weights_dir()} or {weights.BUNDLED_WEIGHTS}; "
+                       "convert one with keras_speech2vid.whisper_convert.convert")
+
+
+def shared_encoder() -> keras.Model:
+    """The waveform → features model of `shared_encoder_entry`'s encoder, built once per process (so its
+    predict function is traced once)."""
+    folder, name, _ = shared_encoder_entry()
+    key = folder.resolve()
+    if key not in _ENCODERS:
+        encoder = load_whisper_encoder(folder, name)
+        _ENCODERS[key] = build_whisper_waveform_encoder(_waveform_model(encoder)[1], encoder)
+    return _ENCODERS[key]
 
 
 def window_indices(frame_indices, fps: float, offset: float = 0.0, frames: int = 18,
@@ -158,15 +167,20 @@ def window_first(frame_indices, fps, offset, frames: int = 18, rate: float = 50.
     return floor(centre * rate - (frames - 1) / 2.0 + 0.5)
 
 
+def cut_windows(features: np.ndarray, frame_indices, fps: float, offset: float = 0.0, frames: int = 18) -> np.ndarray:
+    """(n, frames, d) windows of (T, d) `features` for the given video frames (`window_indices`; indices outside
+    the features take the nearest edge frame)."""
+    idx = window_indices(frame_indices, fps, offset, frames)
+    return features[np.clip(idx, 0, max(len(features) - 1, 0))]
+
+
 def iter_whisper_windows(wave: np.ndarray, fps: float, num_frames: int, offset: float = 0.0, frames: int = 18,
                          encoder: keras.Model | None = None, chunk_frames: int = 256) -> Iterator[np.ndarray]:
     """The Whisper inputs of `num_frames` video frames, in chunks of (n, frames, 384) float32 windows
-    (`window_indices`; indices outside the features take the nearest edge frame).
+    (`cut_windows`).
 
     The features of the whole waveform are computed first (window by window, `whisper_features`): 384
     float32 per 20 ms, 46 MB for 10 minutes, so memory grows with the length, slowly."""
     features = whisper_features(wave, encoder if encoder is not None else shared_encoder())
-    last = max(len(features) - 1, 0)
     for k0 in range(0, num_frames, chunk_frames):
-        idx = window_indices(np.arange(k0, min(num_frames, k0 + chunk_frames)), fps, offset, frames)
-        yield features[np.clip(idx, 0, last)]
+        yield cut_windows(features, np.arange(k0, min(num_frames, k0 + chunk_frames)), fps, offset, frames)

@@ -105,7 +105,8 @@ def export_arrays(data_dir, out_dir, splits=("train", "val"), max_chunk_mib: flo
     import tensorflow as tf
 
     from keras_speech2vid import audio
-    from keras_speech2vid.data.dataset import parse_track, read_manifest
+    from keras_speech2vid.data.dataset import parse_track
+    from keras_speech2vid.data.manifest import dropped_tracks, read_manifest
 
     if max_chunk_mib <= 0.1:
         raise ValueError(f"max_chunk_mib must be > 0.1. Received: max_chunk_mib={max_chunk_mib}")
@@ -116,7 +117,6 @@ def export_arrays(data_dir, out_dir, splits=("train", "val"), max_chunk_mib: flo
         raise Speech2VidError(f"{out_dir}: the arrays would overwrite the prepared data; choose another --out")
     manifest = read_manifest(data_dir)
     every = int(every or manifest.get("every", 5))
-    drop = manifest.get("inactive", "drop") == "drop"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / ARRAYS_JSON).unlink(missing_ok=True)  # not finished until written again
     limit = int(max_chunk_mib * MIB)
@@ -125,7 +125,7 @@ def export_arrays(data_dir, out_dir, splits=("train", "val"), max_chunk_mib: flo
         videos = [v for v in manifest["videos"] if v["split"] == split]
         writer = _ChunkWriter(out_dir, split, limit)
         for i, video in enumerate(videos):
-            inactive = {t["track"] for t in video["tracks"] if drop and t.get("active") is False}
+            inactive = dropped_tracks(manifest, video)
             for raw in tf.data.TFRecordDataset(str(data_dir / video["record"])):
                 track = parse_track(raw)
                 if int(track["track"]) in inactive:

@@ -31,7 +31,7 @@ import tensorflow as tf
 from keras_speech2vid import audio
 from keras_speech2vid.config import AudioConfig, ModelConfig, get_config
 from keras_speech2vid.data import sampling
-from keras_speech2vid.data.manifest import read_manifest  # noqa: F401  (re-exported)
+from keras_speech2vid.data.manifest import dropped_tracks, read_manifest  # noqa: F401  (read_manifest re-exported)
 from keras_speech2vid.errors import Speech2VidError
 
 FEATURES = {
@@ -97,8 +97,8 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
                                             [float(v.get("av_offset", 0.0)) for v in videos],
                                             key_dtype=tf.string, value_dtype=tf.float32), 0.0)
     base_seed = 0 if seed is None else int(seed)
-    dropped = tf.constant([f"{v['video_id']}/{t['track']}" for v in videos for t in v["tracks"]
-                           if manifest.get("inactive", "drop") == "drop" and t.get("active") is False], tf.string)
+    dropped = tf.constant([f"{v['video_id']}/{t}" for v in videos for t in sorted(dropped_tracks(manifest, v))],
+                          tf.string)
 
     def kept(track):
         key = tf.strings.join([track["video_id"], tf.strings.as_string(track["track"])], "/")

@@ -24,28 +24,17 @@ def whisper_path(data_dir, video_id: str) -> Path:
     return Path(data_dir) / FOLDER / f"{video_id}.npy"
 
 
-def _encoder_id(weights_dir) -> str:
-    from keras_speech2vid import weights
-
-    folder = Path(weights_dir) if weights_dir is not None else weights.default_weights_dir()
-    entries = [e for e in weights.read_manifest(folder)["models"].values() if e.get("kind") == "whisper_encoder"]
-    if not entries:
-        folder = weights.BUNDLED_WEIGHTS
-        entries = [e for e in weights.read_manifest(folder)["models"].values() if e.get("kind") == "whisper_encoder"]
-    return entries[0]["sha256"]
-
-
 def add_whisper_features(data_dir, progress: bool = True) -> int:
     """Write the missing Whisper feature files of DATA_DIR (module doc); returns how many were written."""
     from keras_speech2vid import io
     from keras_speech2vid.data.manifest import read_manifest
-    from keras_speech2vid.whisper import shared_encoder, whisper_features
+    from keras_speech2vid.whisper import shared_encoder, shared_encoder_entry, whisper_features
 
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
     folder = data_dir / FOLDER
     folder.mkdir(exist_ok=True)
-    record = {"encoder_sha256": _encoder_id(None), "rate": 50, "dtype": "float16"}
+    record = {"encoder_sha256": shared_encoder_entry()[2]["sha256"], "rate": 50, "dtype": "float16"}
     meta = folder / "features.json"
     if meta.is_file() and json.loads(meta.read_text()) != record:
         for old in folder.glob("*.npy"):  # another encoder's features

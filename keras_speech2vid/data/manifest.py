@@ -13,3 +13,10 @@ def read_manifest(data_dir) -> dict:
     if not path.is_file():
         raise Speech2VidError(f"{data_dir}: no manifest.json; run `speech2vid prepare` first")
     return json.loads(path.read_text())
+
+
+def dropped_tracks(manifest: dict, video: dict) -> set[int]:
+    """The tracks of `video` that training skips: those SyncNet marked inactive, when the manifest drops them."""
+    if manifest.get("inactive", "drop") != "drop":
+        return set()
+    return {t["track"] for t in video["tracks"] if t.get("active") is False}

@@ -36,6 +36,7 @@ class FrameEngine:
         self.identity_images = identity_images(generator)
         self.audio_front_end = audio_front_end(generator)  # the generator's audio input: "mfcc" or "whisper"
         self.audio_encoder, self.identity_encoder, self.decoder = get_submodels(generator)
+        self._whisper_frames = int(self.audio_encoder.input.shape[1])  # feature frames per window (whisper only)
         self._encode = tf.function(self._encode_impl, jit_compile=jit_compile)
         self._cached = tf.function(self._cached_impl, jit_compile=jit_compile)
         self._full = tf.function(self._full_impl, jit_compile=jit_compile)
@@ -112,8 +113,7 @@ class FrameEngine:
         if self.audio_front_end == "whisper":
             from keras_speech2vid.whisper import iter_whisper_windows
 
-            frames = int(self.audio_encoder.input.shape[1])
-            return iter_whisper_windows(wave, fps, num_frames, offset=offset, frames=frames)
+            return iter_whisper_windows(wave, fps, num_frames, offset=offset, frames=self._whisper_frames)
         from keras_speech2vid.audio import iter_audio_windows
 
         return iter_audio_windows(wave, fps, alignment, offset, audio_config, num_frames=num_frames)
@@ -123,11 +123,10 @@ class FrameEngine:
         """The audio inputs of the given video frames only: the windows `iter_windows` gives them."""
         frame_indices = np.asarray(frame_indices, np.int64)
         if self.audio_front_end == "whisper":
-            from keras_speech2vid.whisper import shared_encoder, whisper_features, window_indices
+            from keras_speech2vid.whisper import cut_windows, shared_encoder, whisper_features
 
-            features = whisper_features(wave, shared_encoder())
-            idx = window_indices(frame_indices, fps, offset, int(self.audio_encoder.input.shape[1]))
-            return features[np.clip(idx, 0, max(len(features) - 1, 0))]
+            return cut_windows(whisper_features(wave, shared_encoder()), frame_indices, fps, offset,
+                               self._whisper_frames)
         from keras_speech2vid import audio as A
 
         windows = A.gather_windows(A.padded_mfcc(wave, audio_config), frame_indices, fps, alignment, offset,
