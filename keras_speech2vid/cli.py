@@ -530,8 +530,13 @@ def _import_tensorflow_quietly():
         os.close(saved)
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM (timeout, docker stop, systemd) cleans up as Ctrl-C does
+def _interrupt(signum, frame):
+    # SIGTERM (timeout, docker stop, systemd) cleans up as Ctrl-C does; the flag outlives a
+    # KeyboardInterrupt that Python drops because it was raised inside a finaliser
+    from keras_speech2vid.io import mark_interrupted
+
+    mark_interrupted()
+    raise KeyboardInterrupt
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):
@@ -557,18 +562,21 @@ def main(argv=None) -> int:
     from keras_speech2vid.errors import Speech2VidError
 
     # for this command only (main also runs inside tests and notebooks): one-line warnings (library
-    # warnings name their file), and SIGTERM as Ctrl-C, so that outputs are cleaned up
+    # warnings name their file), and SIGINT/SIGTERM recorded as well as raised, so that outputs are cleaned up
     saved_format = warnings.formatwarning
     warnings.formatwarning = _one_line_warning
     on_main_thread = threading.current_thread() is threading.main_thread()
-    saved_sigterm = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
-    try:
-        from keras_speech2vid.io import check_output_dir
+    from keras_speech2vid.io import check_not_interrupted, check_output_dir, mark_interrupted
 
+    mark_interrupted(False)
+    stops = (signal.SIGINT, signal.SIGTERM)
+    saved = {s: signal.signal(s, _interrupt) for s in stops} if on_main_thread else {}
+    try:
         for name in ("out", "outdir"):  # every --out / --outdir is a folder: checked before any work
             if getattr(args, name, None):
                 check_output_dir(getattr(args, name))
         COMMANDS[args.command][1](args)
+        check_not_interrupted()
     except Speech2VidError as e:
         if args.verbose:
             raise
@@ -579,8 +587,9 @@ def main(argv=None) -> int:
         return 130
     finally:
         warnings.formatwarning = saved_format
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, saved_sigterm)
+        mark_interrupted(False)  # main also runs in notebooks: later library calls must not stop
+        for s, handler in saved.items():
+            signal.signal(s, handler)
     return 0
 
 

@@ -248,9 +248,27 @@ def check_output_dir(path) -> Path:
     return path
 
 
+_interrupted = False
+
+
+def mark_interrupted(flag: bool = True) -> None:
+    """Record (or clear) a SIGINT/SIGTERM. The CLI's handler calls it before raising KeyboardInterrupt:
+    Python drops an exception raised inside a finaliser (`__del__`, a weakref callback), so the flag,
+    not the exception alone, is what keeps an interrupted run from renaming an output into place."""
+    global _interrupted
+    _interrupted = flag
+
+
+def check_not_interrupted() -> None:
+    """Raise KeyboardInterrupt if a SIGINT/SIGTERM was recorded: the last check before a commit."""
+    if _interrupted:
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def atomic_path(outfile, suffix: str | None = None):
-    """Yield a temporary path beside `outfile`; rename it onto `outfile` only on success."""
+    """Yield a temporary path beside `outfile`; rename it onto `outfile` only on success (and not after
+    an interrupt, see `mark_interrupted`)."""
     outfile = Path(outfile)
     if not outfile.parent.is_dir():
         raise MediaError(f"{outfile}: output folder {outfile.parent} does not exist")
@@ -261,6 +279,7 @@ def atomic_path(outfile, suffix: str | None = None):
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would survive the rename
     try:
         yield Path(tmp)
+        check_not_interrupted()
         os.replace(tmp, outfile)
     finally:
         if os.path.exists(tmp):

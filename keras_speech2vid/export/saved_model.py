@@ -44,6 +44,7 @@ import tensorflow as tf
 from keras_speech2vid import audio
 from keras_speech2vid.config import AudioConfig
 from keras_speech2vid.errors import Speech2VidError
+from keras_speech2vid.io import check_not_interrupted
 from keras_speech2vid.models import IDENTITY_OUTPUTS, get_submodels
 from keras_speech2vid.models.generator import audio_front_end
 
@@ -295,6 +296,7 @@ def export_saved_model(generator: keras.Model, export_dir, deblurrer: keras.Mode
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
         (extra / "speech2vid.json").write_text(json.dumps(module.metadata(), indent=2) + "\n")
+        check_not_interrupted()
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -66,3 +66,35 @@ def test_an_interrupted_run_leaves_nothing_finished_and_a_rerun_succeeds(name, s
         assert (tmp_path / "data" / "manifest.json").is_file()
     else:
         assert [p.name for p in finished(name, tmp_path)] == ["out.mp4"]
+
+
+class _SignalsInAFinaliser:
+    """Sends SIGINT to this process from `__del__`: the handler then runs inside the finaliser, where
+    Python prints "Exception ignored" and drops the KeyboardInterrupt (the CI failure of redub-SIGINT)."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # bytecode for the handler to run in, still inside __del__
+            pass
+
+
+def test_an_interrupt_dropped_inside_a_finaliser_still_stops_the_output(tiny_weights, tmp_path, monkeypatch):
+    from keras_speech2vid import cli, io
+
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))
+    real_write = io.VideoWriter.write
+
+    def write(self, frame):
+        if self.frames_written == 3:
+            _SignalsInAFinaliser()  # collected at once: the interrupt lands in __del__
+        real_write(self, frame)
+
+    monkeypatch.setattr(io.VideoWriter, "write", write)
+    rc = cli.main(command("generate", tmp_path, tiny_weights))
+    assert dropped == [KeyboardInterrupt]  # Python really did drop the interrupt
+    assert rc == 130
+    assert finished("generate", tmp_path) == [] and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert cli.main(command("generate", tmp_path, tiny_weights)) == 0  # the flag does not outlive main
+    assert [p.name for p in finished("generate", tmp_path)] == ["out.mp4"]
