@@ -337,8 +337,8 @@ def _add_generate(sub):
     p = sub.add_parser("generate", help="talking-face video from face image(s) and speech",
                        description="Generate a talking-face video. One --face uses the 1-image model when the "
                                    "weights have one; the 5-image model takes five faces (fewer are repeated "
-                                   "cyclically). A video as --face gives its own identity frames. 112x112 images "
-                                   "are taken as already aligned crops.")
+                                   "cyclically). A video as --face gives its own identity frames. A 112x112 image "
+                                   "whose face sits at the aligned position is taken as an aligned crop.")
     p.add_argument("--face", action="append", required=True, metavar="IMG",
                    help="identity face image (repeat for several), or one video")
     p.add_argument("--audio", required=True, help="speech: any media file with an audio stream")
@@ -354,7 +354,8 @@ def _add_generate(sub):
     aligned = p.add_mutually_exclusive_group()
     aligned.add_argument("--aligned", action="store_true", help="the faces are aligned 112x112 crops: skip detection")
     aligned.add_argument("--no-aligned", action="store_true",
-                         help="detect and align even 112x112 images (by default those are taken as aligned crops)")
+                         help="detect and align even 112x112 images (by default one is taken as an aligned crop "
+                              "unless its face is found elsewhere in it)")
     p.add_argument("--box", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,
                    help="use the face nearest this box (top bottom left right) when there are several")
     p.add_argument("--pads", type=int, nargs=4, metavar=("T", "B", "L", "R"), default=None,

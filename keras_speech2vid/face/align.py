@@ -375,27 +375,53 @@ def _canonical_box_112() -> np.ndarray:
                     dtype=np.float32)
 
 
-def aligned_landmarks(face: np.ndarray, pad: int = 56, upsample: int = UPSAMPLE, detect: bool = True):
-    """The 68 landmarks of an aligned face, in its own pixel coordinates.
+# landmark RMS (px, in the 112 crop) from the canonical ones: aligned crops give 1.5-2.6, thumbnails
+# of whole frames 23-28 (tests/face/test_align.py)
+ALIGNED_RMS = 8.0
 
-    The crop is padded with the fill value 110 on every side so that the HOG detector sees the whole face
-    with some context. The detection that overlaps the canonical face position most is used; when there
-    is none (or `detect` is False) the canonical box is used, so this always returns landmarks.
 
-    Returns:
-      ((68, 2) float32 landmarks, detected: bool).
-    """
+def _padded_detections(face: np.ndarray, pad: int, upsample: int, detect: bool = True):
+    """The crop padded with the fill value 110 on every side (so that the HOG detector sees the whole face
+    with some context), the canonical face box in it, and the detections with their IoU with that box."""
     import cv2
 
     rgb = as_rgb(face)
     padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(FILL_VALUE,) * 3)
-    scale = rgb.shape[0] / FACE_SIZE
-    expected = _canonical_box_112() * scale + pad
-    box, found = expected, False
-    if detect:
-        dets = detect_faces(padded, upsample=upsample)
-        overlaps = [iou(d.xyxy, expected) for d in dets]
-        if overlaps and max(overlaps) > 0.3:
-            box, found = dets[int(np.argmax(overlaps))].xyxy, True
+    expected = _canonical_box_112() * (rgb.shape[0] / FACE_SIZE) + pad
+    dets = detect_faces(padded, upsample=upsample) if detect else []
+    return padded, expected, [(d, iou(d.xyxy, expected)) for d in dets]
+
+
+def looks_aligned(face: np.ndarray, upsample: int = UPSAMPLE) -> bool:
+    """Whether a 112×112 crop holds a face at the canonical position (an aligned crop), not, say, a
+    thumbnail of a whole photo: a face is detected (every aligned crop tried was) and its landmarks lie
+    within `ALIGNED_RMS` of the canonical ones."""
+    pad = 56
+    padded, _, found = _padded_detections(face, pad, upsample)
+    if not found:
+        return False
+    best, overlap = max(found, key=lambda f: f[1])
+    if overlap <= 0.3:
+        return False  # a face, away from the aligned position
+    points = predict_landmarks(padded, best.xyxy)[ALIGN_INDICES] - pad
+    error = np.sqrt(((points - canonical_landmarks(FACE_SIZE)[ALIGN_INDICES]) ** 2).sum(1).mean())
+    return bool(error < ALIGNED_RMS * face.shape[0] / FACE_SIZE)
+
+
+def aligned_landmarks(face: np.ndarray, pad: int = 56, upsample: int = UPSAMPLE, detect: bool = True):
+    """The 68 landmarks of an aligned face, in its own pixel coordinates.
+
+    The detection that overlaps the canonical face position most is used (see `_padded_detections`); when
+    there is none (or `detect` is False) the canonical box is used, so this always returns landmarks.
+
+    Returns:
+      ((68, 2) float32 landmarks, detected: bool).
+    """
+    padded, expected, found = _padded_detections(face, pad, upsample, detect)
+    box, detected = expected, False
+    if found:
+        best, overlap = max(found, key=lambda f: f[1])
+        if overlap > 0.3:
+            box, detected = best.xyxy, True
     points = predict_landmarks(padded, box) - pad
-    return points.astype(np.float32), found
+    return points.astype(np.float32), detected

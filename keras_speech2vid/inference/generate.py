@@ -13,7 +13,8 @@ Use::
 
 How a run works (`Speech2Vid.generate`):
   1. Identity. Each face is an image file, an RGB array or a video file. An image of exactly 112×112 is
-     taken as an already aligned crop (``aligned=None`` auto-detects; ``True``/``False`` forces); any
+     taken as an already aligned crop when its face is detected at the aligned position (not a
+     thumbnail; ``aligned=None`` auto-detects, ``True``/``False`` forces); any
      other image is detected, optionally widened by ``pads`` (top, bottom, left, right pixels, Wav2Lip's
      convention), and aligned (spec §4). A video gives its identity frames itself: frames spread evenly
      over it, from frames with a face (`sample_identity_frames`).
@@ -164,7 +165,7 @@ class Speech2Vid:
           face (its image, matrix and landmarks; an aligned crop is its own background, with the identity
           matrix and the canonical landmarks); the video path when the faces came from a video, else None.
         """
-        from keras_speech2vid.face import FACE_SIZE, canonical_landmarks
+        from keras_speech2vid.face import FACE_SIZE, canonical_landmarks, looks_aligned
         from keras_speech2vid.io import read_image
 
         if resize_factor is None or not float(resize_factor) >= 1:
@@ -192,7 +193,10 @@ class Speech2Vid:
                 from keras_speech2vid.face.detect import as_rgb
 
                 image = as_rgb(np.asarray(item))
-            is_aligned = image.shape[:2] == (FACE_SIZE, FACE_SIZE) if aligned is None else bool(aligned)
+            if aligned is None:  # a 112×112 image is an aligned crop unless its face is elsewhere
+                is_aligned = image.shape[:2] == (FACE_SIZE, FACE_SIZE) and looks_aligned(image)
+            else:
+                is_aligned = bool(aligned)
             if is_aligned:
                 if image.shape[:2] != (FACE_SIZE, FACE_SIZE):
                     raise ImageError(f"{source}: an aligned face must be 112×112, not "
@@ -206,8 +210,10 @@ class Speech2Vid:
             try:
                 face = _align_still(image, box=_scale_box(box, resize_factor), pads=pads, source=source)
             except NoFaceError as e:
+                if aligned is None and image.shape[:2] == (FACE_SIZE, FACE_SIZE):
+                    e = NoFaceError(f"{e} (if it is an aligned 112×112 crop, say so: --aligned, aligned=True)")
                 if len(faces) == 1:
-                    raise
+                    raise e from None
                 skipped.append(str(e))  # one bad image of several: the others still give the identity
                 continue
             crops.append(face.face)
@@ -230,7 +236,7 @@ class Speech2Vid:
         Args:
           faces: an image path, an RGB array, a list of them, or one video path (see the module doc).
           audio: a media file with an audio stream, or a 16 kHz mono float waveform.
-          aligned: treat the images as aligned 112×112 crops (None: auto, 112×112 means aligned).
+          aligned: treat the images as aligned 112×112 crops (None: auto, see `face.looks_aligned`).
           box: (top, bottom, left, right) hint choosing the face; pads: (top, bottom, left, right)
             pixels added to the detected box before landmarks; resize_factor: shrink inputs by this.
           full_frame: paste the face back into the (first) source image instead of yielding 109×109 faces;

@@ -17,6 +17,7 @@ from keras_speech2vid.face import (
     face_matrix,
     imresize,
     inverse_matrix,
+    looks_aligned,
     similarity_fit,
     target_crop,
     target_matrix,
@@ -195,6 +196,25 @@ def test_authors_aligned_faces_pngs_match_our_canonical_positions():
     err, missed = _faceimg_rms(faces)
     print(f"\nfaceimg1 (5 PNGs): RMS {err:.2f} px")
     assert missed == 0 and err < MAX_RMS
+
+
+def _centre_thumb(image, size=112):
+    h, w = image.shape[:2]
+    side = min(h, w)
+    square = image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def test_looks_aligned_tells_aligned_crops_from_112_thumbnails(obama):
+    """The authors' aligned faces and ours are aligned; 112×112 thumbnails of whole frames are not."""
+    authors = [read_image(DATA / "faceimg1" / f"faceimg1_{k}.png") for k in range(1, 6)]
+    frames = [obama, next(iter(iter_frames(DATA / "vox2_00086_man_suit_red_bg.mp4"))),
+              next(iter(iter_frames(DATA / "grid_lbbc2a_woman_pink_top.mpg")))]
+    ours = [align_image(f).face for f in frames]
+    thumbs = [_centre_thumb(f) for f in frames]
+    assert all(looks_aligned(f) for f in authors + ours)
+    assert not any(looks_aligned(t) for t in thumbs)
+    assert not looks_aligned(np.full((112, 112, 3), 128, np.uint8))  # no face: alignment will say so
 
 
 def test_authors_aligned_faces_mat_match_our_canonical_positions():

@@ -484,7 +484,7 @@ def test_an_output_name_too_long_for_its_temporary_is_refused_first(s2v, tmp_pat
     assert s2v.generate_video(DATA / "obama.jpg", np.zeros(4000, np.float32), ok) == ok and ok.is_file()
 
 
-def test_no_aligned_detects_in_a_112_thumbnail(s2v, tmp_path):
+def test_a_112_thumbnail_is_detected_not_taken_as_aligned(s2v, tmp_path):
     import cv2
 
     from keras_speech2vid.cli import build_parser
@@ -495,10 +495,19 @@ def test_no_aligned_detects_in_a_112_thumbnail(s2v, tmp_path):
     cx, cy, half = (left + right) / 2, (top + bottom) / 2, 0.8 * (right - left)
     thumb = cv2.resize(image[int(cy - half):int(cy + half), int(cx - half):int(cx + half)], (112, 112),
                        interpolation=cv2.INTER_AREA)  # a face thumbnail, not an aligned crop
-    as_crop, _, _ = s2v.prepare_faces(thumb)
+    as_crop, _, _ = s2v.prepare_faces(thumb, aligned=True)
     detected, _, _ = s2v.prepare_faces(thumb, aligned=False)
-    np.testing.assert_array_equal(as_crop[0], thumb)  # the default takes any 112×112 image as aligned
+    auto, _, _ = s2v.prepare_faces(thumb)
+    np.testing.assert_array_equal(as_crop[0], thumb)  # --aligned forces
     assert np.abs(detected[0].astype(np.int16) - thumb.astype(np.int16)).mean() > 5  # re-aligned
+    np.testing.assert_array_equal(auto[0], detected[0])  # the default sees the face is not at the aligned place
+    aligned_again, _, _ = s2v.prepare_faces(detected[0])
+    np.testing.assert_array_equal(aligned_again[0], detected[0])  # an aligned crop stays as it is
+    tiny = cv2.resize(image, (112, 75), interpolation=cv2.INTER_AREA)
+    tiny = cv2.copyMakeBorder(tiny, 18, 19, 0, 0, cv2.BORDER_REPLICATE)  # a 112×112 thumbnail, face too small
+    cv2.imwrite(str(tmp_path / "thumb.png"), tiny[..., ::-1])
+    with pytest.raises(NoFaceError, match=r"thumb.png: no face found \(if it is an aligned 112×112 crop"):
+        s2v.prepare_faces(tmp_path / "thumb.png")
     args = build_parser().parse_args(["generate", "--face", "t.png", "--audio", "a.wav", "--outfile", "o.mp4",
                                       "--no-aligned"])
     assert args.no_aligned and not args.aligned
