@@ -86,6 +86,22 @@ def _add_prepare(sub):
     return p
 
 
+def _read_speakers(path) -> dict:
+    import json
+
+    from keras_speech2vid.errors import Speech2VidError
+
+    try:
+        speakers = json.loads(open(path, encoding="utf-8").read())
+    except OSError as e:
+        raise Speech2VidError(f"{path}: cannot read --speakers ({e.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Speech2VidError(f"{path}: --speakers is not JSON ({e})") from None
+    if not isinstance(speakers, dict):
+        raise Speech2VidError(f"{path}: --speakers must map video names to speakers (a JSON object)")
+    return speakers
+
+
 def _run_prepare(args):
     import json
     import logging
@@ -98,7 +114,7 @@ def _run_prepare(args):
         index, count = (int(v) for v in args.shard.split("/"))
     except ValueError:
         raise SystemExit(f"speech2vid prepare: error: --shard must look like i/N. Received: {args.shard!r}")
-    speakers = json.loads(open(args.speakers).read()) if args.speakers else None
+    speakers = _read_speakers(args.speakers) if args.speakers else None
     try:
         config = PrepareConfig(every=args.every, val_fraction=args.val_fraction,
                                min_track_frames=args.min_track_frames, smooth=not args.nosmooth, sync=not args.no_sync,
@@ -366,7 +382,7 @@ def _add_generate(sub):
 
 
 def _run_generate(args):
-    from keras_speech2vid.inference.stream import check_outfile
+    from keras_speech2vid.io import check_outfile
 
     check_outfile(args.outfile, [*args.face, args.audio])  # before the model loads
     s2v = _load_speech2vid(args, fps=args.fps, resize_factor=args.resize_factor)
@@ -400,7 +416,7 @@ def _add_redub(sub):
 
 
 def _run_redub(args):
-    from keras_speech2vid.inference.stream import check_outfile
+    from keras_speech2vid.io import check_outfile
 
     check_outfile(args.outfile, [args.video, args.audio])  # before the model loads
     s2v = _load_speech2vid(args, **{"identity-frames": args.identity_frames})
@@ -578,7 +594,7 @@ def main(argv=None) -> int:
                 check_output_dir(getattr(args, name))
         COMMANDS[args.command][1](args)
         check_not_interrupted()
-    except Speech2VidError as e:
+    except (Speech2VidError, ValueError) as e:  # bad input or a bad option value: one line, no traceback
         if args.verbose:
             raise
         print(f"speech2vid {args.command}: error: {e}", file=sys.stderr)

@@ -265,6 +265,29 @@ def check_not_interrupted() -> None:
         raise KeyboardInterrupt
 
 
+def check_outfile(outfile, inputs=()) -> Path:
+    """Fail early (before any model work) when the output folder does not exist, or when the output
+    is one of the `inputs` (the same path, or another name of the same file): writing it would destroy it."""
+    outfile = Path(outfile)
+    for item in inputs:
+        if not isinstance(item, (str, os.PathLike)):
+            continue  # arrays and waveforms
+        same = Path(item).resolve() == outfile.resolve()
+        if not same and outfile.exists() and Path(item).exists():
+            same = os.path.samefile(item, outfile)
+        if same:
+            raise MediaError(f"{outfile}: the output would overwrite the input {item}; choose another --outfile")
+    if not outfile.parent.is_dir():
+        raise MediaError(f"{outfile}: output folder {outfile.parent} does not exist")
+    if len(outfile.name.encode()) > MAX_NAME:  # the temporary beside it adds up to 20 characters
+        raise MediaError(f"{outfile}: file name too long ({len(outfile.name.encode())} bytes; at most {MAX_NAME})")
+    if not os.access(outfile.parent, os.W_OK):
+        raise MediaError(f"{outfile}: output folder {outfile.parent} is not writable")
+    if outfile.is_dir():
+        raise MediaError(f"{outfile}: is a folder, not a file name")
+    return outfile
+
+
 @contextlib.contextmanager
 def atomic_path(outfile, suffix: str | None = None):
     """Yield a temporary path beside `outfile`; rename it onto `outfile` only on success (and not after

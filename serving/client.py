@@ -380,7 +380,9 @@ def write_video(frames: np.ndarray, outfile, audio, alignment: str | None = None
 def run(transport, faces, audio_path, outfile, batch: int = DEFAULT_BATCH, alignment: str | None = None,
         progress=None) -> Path:
     """The whole client: face image path(s) + audio file → mp4 at `outfile`."""
-    from keras_speech2vid.io import decode_audio
+    from keras_speech2vid.io import check_outfile, decode_audio
+
+    outfile = check_outfile(outfile, [*faces, audio_path])  # never write over an input
 
     signatures = parse_metadata(transport.metadata())
     identity = load_identity([Path(p) for p in faces], identity_images(signatures))

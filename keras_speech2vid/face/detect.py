@@ -96,6 +96,16 @@ def box_from_tblr(box) -> np.ndarray:
     return np.array([left, top, right, bottom], dtype=np.float32)
 
 
+def check_box(box, width: int, height: int, source: str = "image") -> None:
+    """Refuse a box hint that misses a `width`×`height` frame (no hint, or Wav2Lip's -1s, passes)."""
+    if no_box(box):
+        return
+    left, top, right, bottom = box_from_tblr(box)
+    if right <= 0 or bottom <= 0 or left >= width or top >= height:
+        raise ImageError(f"{source}: the box (top bottom left right) {' '.join(f'{float(v):g}' for v in box)} lies "
+                         f"outside the {width}×{height} image")
+
+
 def iou(a, b) -> float:
     """Intersection over union of two ``[left, top, right, bottom]`` boxes."""
     a = np.asarray(a, dtype=np.float64).reshape(4)
@@ -222,10 +232,5 @@ def find_face(image: np.ndarray, box=None, source: str = "image", upsample: int 
       NoFaceError: no face was found (and no `box` hint was given); the message names `source`.
     """
     check_image_size(image, source)
-    if not no_box(box):
-        left, top, right, bottom = box_from_tblr(box)
-        h, w = image.shape[:2]
-        if right <= 0 or bottom <= 0 or left >= w or top >= h:
-            raise ImageError(f"{source}: the box (top bottom left right) {' '.join(f'{v:g}' for v in box)} lies "
-                             f"outside the {w}×{h} image")
+    check_box(box, image.shape[1], image.shape[0], source)
     return select_face(detect_faces(image, upsample=upsample, min_score=min_score), box=box, source=source)

@@ -62,7 +62,8 @@ from keras_speech2vid.inference.inputs import (
     load_audio,
     sample_identity_frames,
 )
-from keras_speech2vid.inference.stream import FrameStream, check_outfile
+from keras_speech2vid.inference.stream import FrameStream
+from keras_speech2vid.io import check_outfile
 
 
 def demo_files() -> tuple[Path, Path]:

@@ -91,6 +91,7 @@ def sample_identity_frames(video, count: int = 5, box=None, pads=None, resize_fa
     Raises:
       NoFaceError: no face in any tried frame.
     """
+    from keras_speech2vid.face.detect import check_box
     from keras_speech2vid.io import iter_frames, probe
 
     info = probe(video)
@@ -112,6 +113,8 @@ def sample_identity_frames(video, count: int = 5, box=None, pads=None, resize_fa
     first = None
     last_index = max(tries)
     box = _scale_box(box, resize_factor)
+    if info.width and info.height:  # a box that misses every frame is an error, not "no face found"
+        check_box(box, info.width / resize_factor, info.height / resize_factor, str(video))
     with contextlib.closing(iter_frames(video, info)) as frames:  # stops ffmpeg once past the last try
         for index, frame in enumerate(frames):
             if index > last_index:

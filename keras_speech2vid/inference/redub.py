@@ -140,6 +140,10 @@ def redub_frames(s2v, video, audio, *, wave=None, region: str = "lower", blend: 
     info = probe(video)
     if not info.has_video:
         raise MediaError(f"{video}: no video stream")
+    if info.width and info.height:  # a box that misses every frame is an error, not "no face found"
+        from keras_speech2vid.face.detect import check_box
+
+        check_box(box, info.width, info.height, str(video))
     if wave is None:
         wave = load_audio(audio, s2v.audio_config.sample_rate)
     fps = info.fps or s2v.fps
