@@ -73,13 +73,18 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
                  every: int | None = None, min_identity_distance: int = 25, shuffle: bool | None = None,
                  seed: int | None = None, repeat: bool = False, drop_remainder: bool | None = None,
                  audio_config: AudioConfig | None = None, shuffle_buffer: int = 1024,
-                 return_meta: bool = False) -> tf.data.Dataset:
+                 return_meta: bool = False, clip_frames: int = 1, sync_config=None) -> tf.data.Dataset:
     """The training/validation pipeline over DATA_DIR's shards (see module doc).
 
     `shuffle` defaults to True for "train"; `seed` makes the pipeline deterministic. `every`
     defaults to the manifest's value. `drop_remainder` defaults to True for "train".
     With `return_meta`, elements are (inputs, target, meta) with meta = {"video_id", "track",
     "frame_index" (target), "identity_index" (n)}, for inspection and tests.
+
+    `clip_frames` > 1 (the sync-expert loss): each sample is a clip of that many consecutive frames of a
+    track around a target position, with one identity; the batch holds them in order (`batch_size` must
+    be a multiple of `clip_frames`), and the inputs gain "sync_audio", the clip's SyncNet audio window
+    (`sync_config`'s MFCC window, normalised per video as `sync.normalise_mfcc`), repeated per frame.
     """
     config = get_config(config)
     audio_config = audio_config or AudioConfig()
@@ -103,6 +108,22 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
     def kept(track):
         key = tf.strings.join([track["video_id"], tf.strings.as_string(track["track"])], "/")
         return tf.logical_not(tf.reduce_any(tf.equal(dropped, key)))
+
+    if clip_frames < 1 or clip_frames % 2 == 0 or batch_size % clip_frames:
+        raise ValueError(f"clip_frames must be odd and divide batch_size. Received: clip_frames={clip_frames}, "
+                         f"batch_size={batch_size}")
+    half = clip_frames // 2
+    if clip_frames > 1:
+        from keras_speech2vid.config import get_syncnet_config
+        from keras_speech2vid.sync import normalise_mfcc, sync_audio_config
+
+        sync_config = get_syncnet_config(sync_config or "small")
+        sync_audio = sync_audio_config(sync_config)
+
+        def with_sync_mfcc(track):
+            normalised = tf.numpy_function(lambda m: normalise_mfcc(m, sync_config).astype(np.float32),
+                                           [track["mfcc"]], tf.float32, stateful=False)
+            return {**track, "sync_mfcc": tf.ensure_shape(normalised, track["mfcc"].shape)}
 
     whisper = config.audio_front_end == "whisper"
     if whisper:
@@ -136,7 +157,16 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
 
     def samples_of_track(track):
         # (track, position) for every target position of the track
-        positions = tf.where(track["frame_index"] % every == 0)[:, 0]
+        index = track["frame_index"]
+        targets = index % every == 0
+        if clip_frames > 1:  # the clip's frames around the target are consecutive video frames
+            length = tf.shape(index, out_type=tf.int64)[0]
+            pos = tf.range(length)
+            inside = (pos >= half) & (pos + half < length)
+            ahead = tf.gather(index, tf.minimum(pos + half, length - 1))
+            behind = tf.gather(index, tf.maximum(pos - half, 0))
+            targets = targets & inside & (ahead - behind == 2 * half)
+        positions = tf.where(targets)[:, 0]
         count = tf.shape(positions)[0]
         tracks = tf.data.Dataset.from_tensors(track).repeat()
         return tf.data.Dataset.zip((tracks, tf.data.Dataset.from_tensor_slices(positions))).take(
@@ -149,14 +179,25 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
         sample_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
         ids = identity_positions(length, pos, n, min_identity_distance, sample_seed)
         identity = tf.concat([decode_face(frames[i]) for i in tf.unstack(ids, num=n)], axis=-1)
-        target = decode_face(frames[pos])[1:110, 1:110]
         k = track["frame_index"][pos]
-        inputs = {config.audio_front_end: audio_window(track, k), "identity": identity}
-        if return_meta:
+        if clip_frames == 1:
+            target = decode_face(frames[pos])[1:110, 1:110]
+            inputs = {config.audio_front_end: audio_window(track, k), "identity": identity}
             meta = {"video_id": track["video_id"], "track": track["track"], "frame_index": k,
                     "identity_index": tf.gather(track["frame_index"], ids)}
-            return inputs, target, meta
-        return inputs, target
+        else:  # clip_frames examples: the consecutive frames around pos, one identity
+            at = pos + tf.range(-half, half + 1, dtype=tf.int64)
+            target = tf.stack([decode_face(frames[i])[1:110, 1:110] for i in tf.unstack(at, num=clip_frames)])
+            ks = tf.gather(track["frame_index"], at)
+            sync_window = audio.gather_windows(track["sync_mfcc"], k[None], fps=track["fps"], alignment="centre",
+                                               offset=offsets.lookup(track["video_id"]), config=sync_audio)
+            inputs = {config.audio_front_end: tf.stack([audio_window(track, ks[i]) for i in range(clip_frames)]),
+                      "identity": tf.tile(identity[None], (clip_frames, 1, 1, 1)),
+                      "sync_audio": tf.tile(sync_window, (clip_frames, 1, 1, 1))}
+            repeat = lambda x: tf.tile(x[None], (clip_frames,) + (1,) * x.shape.rank)  # noqa: E731
+            meta = {"video_id": repeat(track["video_id"]), "track": repeat(track["track"]), "frame_index": ks,
+                    "identity_index": repeat(tf.gather(track["frame_index"], ids))}
+        return (inputs, target, meta) if return_meta else (inputs, target)
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
@@ -166,6 +207,8 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
     ds = ds.map(parse_track, num_parallel_calls=tf.data.AUTOTUNE).filter(kept)
     if whisper:
         ds = ds.map(with_features, num_parallel_calls=tf.data.AUTOTUNE)
+    if clip_frames > 1:
+        ds = ds.map(with_sync_mfcc, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.flat_map(samples_of_track)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
@@ -173,6 +216,8 @@ def make_dataset(data_dir, split: str = "train", config: ModelConfig | str = "pa
         ds = ds.repeat()
     ds = ds.enumerate().map(make_sample, num_parallel_calls=tf.data.AUTOTUNE,
                             deterministic=True if seed is not None else None)
+    if clip_frames > 1:
+        ds = ds.unbatch()  # a clip's frames stay together and in order: batch_size is a multiple
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     options = tf.data.Options()
     if seed is not None:

@@ -6,6 +6,7 @@ import dataclasses
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SHAPE_TERMS = ("landmarks", "aperture")
+CLIP_FRAMES = 5  # the SyncNet's video window: the sync-expert loss reads clips of this many frames
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -66,6 +67,14 @@ class TrainConfig:
     audio_leak_weight: float = _field(0.0, "weight of the upper face's change when the audio is swapped "
                                       "(generator; default 0)", group=SMALL_DATA)
 
+    # loss += sync_weight × −log((1 + cos) / 2) of a frozen SyncNet's embeddings of the generated lower
+    # face over 5 consecutive frames and of their speech (Wav2Lip's sync expert); batches are then
+    # batch_size / 5 clips of 5 consecutive targets each (generator, TF driver)
+    sync_weight: float = _field(0.0, "weight of the sync-expert loss of a frozen SyncNet (generator; default 0)",
+                                group=SMALL_DATA)
+    sync_expert: str | None = _field(None, "weights folder of the SyncNet for --sync-weight (default: the "
+                                     "bundled weights)", group=SMALL_DATA, metavar="WEIGHTS")
+
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={self.precision!r}")
@@ -80,6 +89,15 @@ class TrainConfig:
         if bool(self.shape_weight) != (self.shape_expert is not None):
             raise ValueError("shape_weight > 0 and shape_expert go together. Received: "
                              f"shape_weight={self.shape_weight!r}, shape_expert={self.shape_expert!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate (--lr) must be > 0. Received: learning_rate={self.learning_rate!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1). Received: momentum={self.momentum!r}")
+        if not self.sync_weight >= 0:
+            raise ValueError(f"sync_weight must be >= 0. Received: sync_weight={self.sync_weight!r}")
+        if self.sync_weight and self.batch_size % CLIP_FRAMES:
+            raise ValueError(f"with sync_weight, batch_size must be a multiple of {CLIP_FRAMES} (clips of "
+                             f"{CLIP_FRAMES} frames). Received: batch_size={self.batch_size}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}. Received: lr_schedule={self.lr_schedule!r}")
         if not 0 <= self.lr_final <= 1:

@@ -6,7 +6,10 @@ a separate piece (the paper's path is the plain L1 and needs none of them):
 * `shape_term`: a frozen mouth-shape expert reads the target with only the mouth box generated, and the
   target; the loss is their mean absolute difference (all 40 coordinates, or the three inner-lip
   openings);
-* `audio_leak_term`: each example's identity with its neighbour's audio must not change the upper face.
+* `audio_leak_term`: each example's identity with its neighbour's audio must not change the upper face;
+* `sync_term`: a frozen SyncNet reads the generated lower face of each clip of `CLIP_FRAMES` consecutive
+  frames and the clip's speech (the input "sync_audio"); the loss is −log((1 + cos) / 2) of their
+  embeddings (Wav2Lip's sync expert, for our unit-length embeddings).
 
 `GeneratorLoss(cfg, size, expert)` composes them: ``loss(forward, inputs, target, training)`` with
 ``forward(inputs, training) -> frame`` returns the (B,) per-example loss.
@@ -17,7 +20,10 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_speech2vid.face.canonical import mouth_box
+from keras_speech2vid.face.canonical import FACE_SIZE, SYNC_BOX_112, box_at, mouth_box
+from keras_speech2vid.training.config import CLIP_FRAMES
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as `sync.sync_crop`
 
 
 def mouth_mask(size: int) -> np.ndarray:
@@ -72,11 +78,27 @@ def audio_leak_term(output, swapped, upper_only):
     return ops.mean(ops.abs(ops.cast(output, "float32") - ops.cast(swapped, "float32")) * upper_only, axis=(1, 2, 3))
 
 
+def sync_term(video_stream, audio_stream, output, sync_audio, frames: int = CLIP_FRAMES):
+    """(B,) −log((1 + cos) / 2) of SyncNet's video and audio embeddings, one value per clip, repeated over
+    its `frames` examples. The batch holds B / frames clips of consecutive frames; `sync_audio` (B, 12,
+    20, 1) repeats each clip's normalised MFCC window, so its every `frames`-th row is read."""
+    output = ops.cast(output, "float32")
+    top, bottom, left, right = box_at(SYNC_BOX_112, int(output.shape[1]), FACE_SIZE)
+    grey = ops.sum(output[:, top:bottom, left:right, :] * LUMA, axis=-1)  # (B, 48, 80) in [0, 1]
+    clips = ops.transpose(ops.reshape(grey, (-1, frames, bottom - top, right - left)), (0, 2, 3, 1))
+    video = video_stream(clips, training=False)
+    audio = audio_stream(ops.cast(sync_audio, "float32")[::frames], training=False)
+    cosine = ops.sum(video * audio, axis=-1)
+    per_clip = -ops.log(ops.clip((1.0 + cosine) / 2.0, 1e-6, 1.0))
+    return ops.repeat(per_clip, frames, axis=0)
+
+
 class GeneratorLoss:
     """The per-example loss of `TrainConfig` `cfg` for outputs of `size` (see the module doc)."""
 
-    def __init__(self, cfg, size: int, expert=None):
+    def __init__(self, cfg, size: int, expert=None, sync_streams=None):
         self.cfg = cfg
+        self.sync_streams = sync_streams  # (video, audio) of a frozen SyncNet, for cfg.sync_weight
         self.weights = l1_weight_map(size, cfg.mouth_weight) if cfg.mouth_weight else None
         self.expert = expert
         self.mouth_only = mouth_mask(size)[None, :, :, None] if expert is not None else None
@@ -89,6 +111,10 @@ class GeneratorLoss:
         self.upper_only = (upper / upper.mean())[None, :, :, None] if cfg.audio_leak_weight else None
 
     def __call__(self, forward, inputs, target, training):
+        sync_audio = None
+        if "sync_audio" in inputs:  # the sync term's speech, not a generator input
+            inputs = dict(inputs)
+            sync_audio = inputs.pop("sync_audio")
         output = forward(inputs, training)
         loss = weighted_l1(output, target, self.weights)
         if self.expert is not None:
@@ -98,4 +124,9 @@ class GeneratorLoss:
             key = next(k for k in inputs if k != "identity")  # "mfcc" or "whisper"
             swapped = forward({**inputs, key: ops.roll(inputs[key], 1, axis=0)}, training)
             loss = loss + self.cfg.audio_leak_weight * audio_leak_term(output, swapped, self.upper_only)
+        if self.sync_streams is not None:
+            if sync_audio is None:
+                raise ValueError("the sync-expert loss needs clip batches with 'sync_audio' "
+                                 "(make_dataset(..., clip_frames=5))")
+            loss = loss + self.cfg.sync_weight * sync_term(*self.sync_streams, output, sync_audio)
         return loss

@@ -44,6 +44,9 @@ def start_run(task: str, data, run_dir, model_config: ModelConfig | str = "paper
     except (ValueError, TypeError) as e:
         raise TrainingError(f"model config: {e}") from None
     if backend == "jax":
+        if train_config.sync_weight:
+            raise TrainingError("--sync-weight needs clips of consecutive frames, which array chunks do not "
+                                "hold yet; use the TF driver")
         if task != "generator":
             raise TrainingError(f"the JAX driver trains the generator; train the {task} with the TF driver")
         if config.audio_front_end != "mfcc":
@@ -66,8 +69,14 @@ def start_run(task: str, data, run_dir, model_config: ModelConfig | str = "paper
     from keras_speech2vid.training.tf_driver import make_strategy, train
 
     tf_strategy = make_strategy(strategy)
-    train_ds = make_dataset(data, "train", config, train_config.batch_size, seed=seed)
+    clips = {}
+    if train_config.sync_weight:  # clips of consecutive frames, with the SyncNet's audio windows
+        from keras_speech2vid.training.config import CLIP_FRAMES
+        from keras_speech2vid.training.shared import load_sync_streams
+
+        clips = {"clip_frames": CLIP_FRAMES, "sync_config": load_sync_streams(train_config.sync_expert)[2]}
+    train_ds = make_dataset(data, "train", config, train_config.batch_size, seed=seed, **clips)
     has_val = any(v["split"] == "val" for v in read_manifest(data)["videos"])
-    val_ds = make_dataset(data, "val", config, train_config.batch_size, seed=0) if has_val else None
+    val_ds = make_dataset(data, "val", config, train_config.batch_size, seed=0, **clips) if has_val else None
     return train(task, config, train_ds, run_dir, train_config, val_ds=val_ds, strategy=tf_strategy,
                  verbose=verbose, init_from=init_from)

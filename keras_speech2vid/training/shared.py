@@ -133,6 +133,25 @@ def load_expert(path, size: int) -> keras.Model:
     return expert
 
 
+def load_sync_streams(weights_dir):
+    """(video stream, audio stream, SyncNetConfig) of the frozen SyncNet of `TrainConfig.sync_expert`
+    (a weights folder; None: the bundled weights)."""
+    from keras_speech2vid.errors import WeightsError
+    from keras_speech2vid.sync import SyncNet
+
+    try:
+        syncnet = SyncNet.load(weights_dir)
+    except WeightsError as e:
+        raise TrainingError(f"--sync-weight: {e}") from None
+    from keras_speech2vid.training.config import CLIP_FRAMES
+
+    if syncnet.config.video_frames != CLIP_FRAMES:
+        raise TrainingError(f"--sync-weight: the SyncNet of {weights_dir or 'the bundled weights'} reads "
+                            f"{syncnet.config.video_frames} frames; the sync loss makes clips of {CLIP_FRAMES}")
+    syncnet.video.trainable = syncnet.audio.trainable = False
+    return syncnet.video, syncnet.audio, syncnet.config
+
+
 def freeze(model: keras.Model, prefixes: tuple[str, ...]) -> None:
     """Make every layer whose name starts with one of `prefixes` untrainable (BN then uses its moving stats)."""
     if not prefixes:

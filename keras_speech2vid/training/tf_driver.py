@@ -10,7 +10,8 @@ Not in the paper, for small datasets (all off by default): `init_from` starts a 
 weights (layer by layer, by name), `TrainConfig.mouth_weight` weights the L1 more inside the mouth
 box, `TrainConfig.freeze` keeps layers fixed, `TrainConfig.shape_weight` adds a mouth-shape term
 read by a frozen expert (`models.mouth_expert`), `TrainConfig.audio_leak_weight` penalises
-changes of the upper face when an example gets another example's audio.
+changes of the upper face when an example gets another example's audio, `TrainConfig.sync_weight`
+adds a frozen SyncNet's sync loss on clips of 5 consecutive frames (`training.losses.sync_term`).
 
 RUN_DIR afterwards: `<task>.keras` (best weights by validation loss), `run.json` (configs),
 `log.csv`, `logs/{train,val}` (TensorBoard: losses, learning rate, image grid), `checkpoints/`.
@@ -33,7 +34,7 @@ from keras_speech2vid.training.config import TrainConfig
 from keras_speech2vid.training.losses import GeneratorLoss
 from keras_speech2vid.training.shared import (TrainingError, append_csv, check_run_json, current_lr, dtype_policy,
                                               early_stopping, float32_copy, freeze, init_weights, layers_with_weights,
-                                              load_expert, make_optimizer)
+                                              load_expert, load_sync_streams, make_optimizer)
 from keras_speech2vid.training.tasks import TASKS, Task, image_grid
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
@@ -107,10 +108,12 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
         optimizer.build(view.trainable_variables)
     with strategy.scope(), dtype_policy("float32"):
         expert = load_expert(cfg.shape_expert, model_config.output_size) if cfg.shape_weight else None
-    if cfg.audio_leak_weight and task.name != "generator":
-        raise TrainingError(f"audio_leak_weight is for the generator; the {task.name} has no audio input")
+        sync = load_sync_streams(cfg.sync_expert)[:2] if cfg.sync_weight else None
+    for name in ("audio_leak_weight", "sync_weight"):
+        if getattr(cfg, name) and task.name != "generator":
+            raise TrainingError(f"{name} is for the generator; the {task.name} has no audio input")
     # a deblurrer's output is the 109 frame too (its inputs are degraded targets)
-    loss_of = GeneratorLoss(cfg, model_config.output_size, expert)
+    loss_of = GeneratorLoss(cfg, model_config.output_size, expert, sync)
     # loop counters live outside the strategy: plain host variables, the same on every worker
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
@@ -174,6 +177,8 @@ def train(task: Task | str, model_config: ModelConfig | str, train_ds: tf.data.D
 
     grid_batch = next(iter(val_ds if val_ds is not None else train_ds))
     grid_inputs, grid_target = task.map_batch(*grid_batch, False)
+    if isinstance(grid_inputs, dict):  # the sync term's speech is not a model input
+        grid_inputs = {k: v for k, v in grid_inputs.items() if k != "sync_audio"}
 
     def write_grid(writer, at_step):
         panels = task.panels(grid_inputs, grid_target, _predict(model, grid_inputs))
