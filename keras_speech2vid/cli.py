@@ -435,11 +435,12 @@ def _add_demo(sub):
 
 def _run_demo(args):
     from keras_speech2vid.inference.generate import demo_files
+    from keras_speech2vid.io import check_outfile
 
+    check_outfile(args.outfile, demo_files())  # before the model loads
     s2v = _load_speech2vid(args)
-    face, speech = demo_files()
-    out = s2v.generate_video(face, speech, args.outfile, full_frame=True, deblur=not args.no_deblur, progress=True)
-    print(out)
+    _, summary = s2v.demo(args.outfile, deblur=not args.no_deblur, progress=True)
+    print(summary)
 
 
 def _add_evaluate(sub):

@@ -10,7 +10,8 @@ and BatchNorm statistics stay float32. Files are read with `np.load(allow_pickle
 A folder of Keras files (`generator.keras`, `deblurrer.keras`, as training writes them) is accepted
 too and loaded with `safe_mode=True`.
 
-The bundled demo weights live in the repository's `weights/` folder; `SPEECH2VID_WEIGHTS` overrides.
+The bundled demo weights live in the repository's `weights/` folder, which a wheel carries as
+`keras_speech2vid/bundled_weights/` (setup.py); they are the preset "demo". `SPEECH2VID_WEIGHTS` overrides.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ from keras_speech2vid.config import ModelConfig, SyncNetConfig
 from keras_speech2vid.errors import WeightsError
 from keras_speech2vid.io import atomic_path, sha256, write_text  # noqa: F401  (sha256 re-exported)
 
-BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+# the checkout's weights/ (a source tree or an editable install), else the copy a wheel carries (setup.py)
+_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+_PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "bundled_weights"
+BUNDLED_WEIGHTS = _CHECKOUT_WEIGHTS if (_CHECKOUT_WEIGHTS / "manifest.json").is_file() else _PACKAGED_WEIGHTS
+PRESETS = {"demo": BUNDLED_WEIGHTS}  # named weights folders (`Speech2Vid.from_preset`)
 MANIFEST = "manifest.json"
 KINDS = ("generator", "deblurrer", "syncnet", "whisper_encoder")
 GENERATION_KINDS = ("generator", "deblurrer")
@@ -36,6 +41,16 @@ _ENTRY_FIELDS = {"kind", "file", "sha256", "bytes", "config", "more_files"}  # w
 
 def default_weights_dir() -> Path:
     return Path(os.environ.get("SPEECH2VID_WEIGHTS", BUNDLED_WEIGHTS))
+
+
+def preset_dir(preset) -> Path:
+    """The weights folder of a preset name ("demo") or of a folder path."""
+    if isinstance(preset, str) and preset in PRESETS:
+        return PRESETS[preset]
+    folder = Path(preset)
+    if not folder.exists() and isinstance(preset, str) and os.sep not in preset and "." not in preset:
+        raise WeightsError(f"unknown weights preset {preset!r}; presets: {', '.join(sorted(PRESETS))}, or a folder")
+    return folder
 
 
 def _builder(kind: str):

@@ -47,23 +47,53 @@ def test_demo_frames_are_those_of_before_the_refactors(demo_frames):
     assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, (diff.max(), (diff == 0).mean(), digest)
 
 
-def test_demo_writes_a_face_video_with_audio(bundled, tmp_path):
+def readme_demo_line() -> str:
+    """The line the README says `speech2vid demo --outfile demo.mp4` ends with."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    return next(line for line in readme.splitlines() if line.startswith("demo.mp4: "))
+
+
+def check_demo_line(line: str, out: Path) -> None:
+    """`line` is the README's, for output `out`; the mouth-motion figures within 0.2 (another CPU rounds
+    a float differently)."""
+    import re
+
+    pattern = r"(.*): (\d+) frames, ([\d.]+) s at (\d+) fps; mouth motion ([\d.]+) grey levels, ([\d.]+)x"
+    got, want = re.match(pattern, line), re.match(pattern, readme_demo_line())
+    assert got and want, (line, readme_demo_line())
+    assert got.group(1) == str(out) and got.groups()[1:4] == want.groups()[1:4]
+    assert abs(float(got.group(5)) - float(want.group(5))) <= 0.2
+    assert abs(float(got.group(6)) - float(want.group(6))) <= 0.5
+
+
+def test_demo_writes_a_face_video_with_audio_and_the_readmes_line(bundled, tmp_path, capsys):
     from keras_speech2vid.cli import main
 
     out = tmp_path / "demo.mp4"
     assert main(["demo", "--outfile", str(out)]) == 0
+    check_demo_line(capsys.readouterr().out.strip().splitlines()[-1], out)
     info = io.probe(out)
     assert info.has_video and info.has_audio and abs(info.duration - 5.12) < 0.1
+    assert sum(1 for _ in io.iter_frames(out)) == 128  # the README's frame count
+
+
+def test_mouth_motion_counts_the_mouth_box_and_the_upper_face():
+    from keras_speech2vid.evaluation.metrics import mouth_motion
+    from keras_speech2vid.face.canonical import mouth_box
+
+    faces = np.full((20, 109, 109, 3), 100.0, np.float32)
+    top, bottom, left, right = mouth_box(size=109)
+    faces[:, top:bottom, left:right] += np.tile([10.0, -10.0], 10)[:, None, None, None]  # the mouth flickers by ±10
+    mouth, upper = mouth_motion(faces)
+    assert abs(mouth - 10.0) < 1e-4 and upper == 0.0
+    with pytest.raises(ValueError, match="aligned"):
+        mouth_motion(faces[:, :100, :100])
 
 
 def test_mouth_moves_and_upper_face_stays(demo_frames):
-    frames = demo_frames[0].astype(np.float32)
-    motion = frames.std(axis=0).mean(axis=-1)  # per-pixel temporal std
-    from keras_speech2vid.face.canonical import mouth_box
+    from keras_speech2vid.evaluation.metrics import mouth_motion
 
-    top, bottom, left, right = mouth_box(size=frames.shape[1])  # the canonical mouth box (109 frames)
-    mouth = motion[top:bottom, left:right].mean()
-    upper = motion[5:35, 15:95].mean()  # brows and eyes
+    mouth, upper = mouth_motion(demo_frames[0])
     assert mouth > 1.0 and mouth > 2.0 * upper, (mouth, upper)
 
 

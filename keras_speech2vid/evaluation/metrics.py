@@ -49,6 +49,9 @@ from keras_speech2vid.face.canonical import (  # noqa: F401  (MOUTH_MARGIN, mout
     MOUTH_INDICES,
     MOUTH_MARGIN,
     RIGHT_EYE,
+    SIZES,
+    TARGET_SIZE,
+    box_at,
     mouth_box,
 )
 
@@ -131,6 +134,23 @@ def crop_box(images, box) -> np.ndarray:
 def grey(face) -> np.ndarray:
     """(H, W) uint8 mean of the RGB channels: what `audio_effect` compares (a third of the memory)."""
     return np.asarray(face, np.float32).mean(axis=-1).round().astype(np.uint8)
+
+
+UPPER_FACE_BOX_109 = (5, 35, 15, 95)  # brows and eyes, in a 109 output face (top, bottom, left, right)
+
+
+def mouth_motion(faces) -> tuple[float, float]:
+    """(mouth, upper face): the mean per-pixel temporal std, in grey levels, of a run of aligned faces
+    (T, S, S, 3), S = 109 or 112, inside the canonical mouth box and over the brows and eyes. A mouth
+    that speaks moves; an upper face that stays still does not."""
+    faces = np.asarray(faces, np.float32).mean(axis=-1)  # (T, S, S)
+    size = faces.shape[1]
+    if size not in SIZES or faces.shape[2] != size or len(faces) < 2:
+        raise ValueError(f"faces must be at least 2 aligned 109 or 112 faces. Received: shape={faces.shape}")
+    motion = faces.std(axis=0)
+    top, bottom, left, right = mouth_box(size=size)
+    u_top, u_bottom, u_left, u_right = box_at(UPPER_FACE_BOX_109, size, TARGET_SIZE)
+    return float(motion[top:bottom, left:right].mean()), float(motion[u_top:u_bottom, u_left:u_right].mean())
 
 
 def audio_effect(faces_a, faces_b, box) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 
-
-
 class FrameStream:
     """An iterator of RGB uint8 frames that knows, before the first frame, what a writer needs.
 
@@ -31,6 +29,12 @@ class FrameStream:
         self._bar = None
         self._progress = progress
         self._desc = desc
+        self._taps = []
+
+    def tap(self, fn: Callable[[np.ndarray], None]) -> "FrameStream":
+        """Also hand every frame to `fn` as it passes (e.g. to measure the output while it is written)."""
+        self._taps.append(fn)
+        return self
 
     def __len__(self) -> int:
         return self.num_frames
@@ -51,6 +55,8 @@ class FrameStream:
             self.close()
             raise
         self._bar.update(1)
+        for fn in self._taps:
+            fn(frame)
         return frame
 
     def close(self) -> None:
