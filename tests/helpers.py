@@ -51,3 +51,31 @@ def run_under_jax(code: str, timeout: int = 300) -> str:
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout
+
+
+def execute_notebook(path, parameters: dict, cwd, timeout: int = 900, skip_tag: str = "colab"):
+    """Run a notebook of colab/ in a local Python kernel, as CI does: cells tagged `skip_tag` (Colab's
+    clone, upload and live panels) are left out, `parameters` replace the cell tagged "parameters", and
+    every `!command` must exit 0 (IPython itself only prints a failing one). Returns the executed notebook."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cells = []
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type != "code" or skip_tag in tags:
+            continue
+        if "parameters" in tags:
+            cell.source = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+        lines = []
+        for line in cell.source.splitlines():
+            lines.append(line)
+            if line.startswith("!"):
+                lines.append(f"assert _exit_code == 0, {('failed (exit %d): ' + line)!r} % _exit_code")
+        cell.source = "\n".join(lines)
+        cells.append(cell)
+    nb.cells = cells
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb

@@ -112,7 +112,7 @@ class GeneratorLoss:
 
     def __call__(self, forward, inputs, target, training):
         sync_audio = None
-        if "sync_audio" in inputs:  # the sync term's speech, not a generator input
+        if isinstance(inputs, dict) and "sync_audio" in inputs:  # the sync term's speech, not a generator input
             inputs = dict(inputs)
             sync_audio = inputs.pop("sync_audio")
         output = forward(inputs, training)
