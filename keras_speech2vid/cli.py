@@ -443,6 +443,28 @@ def _run_demo(args):
     print(summary)
 
 
+def _add_ui(sub):
+    p = sub.add_parser("ui", help="the browser UI (Gradio; pip install keras_speech2vid[ui])")
+    p.add_argument("--weights", default=None, help="weights folder (default: the bundled weights)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--outdir", default=None, help="folder for the generated videos (default: a temporary one)")
+    p.add_argument("--share", action="store_true", help="also a public Gradio link (needs the internet)")
+    return p
+
+
+def _run_ui(args):
+    import importlib.util
+
+    from keras_speech2vid.errors import Speech2VidError
+
+    if importlib.util.find_spec("gradio") is None:
+        raise Speech2VidError("the UI needs Gradio: pip install 'keras_speech2vid[ui]'")
+    from keras_speech2vid.ui import launch
+
+    launch(args.weights, host=args.host, port=args.port, outdir=args.outdir, share=args.share)
+
+
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="self-reconstruction metrics on real talking clips (PSNR, SSIM, LMD, lip sync)",
                        description="Re-create each clip's face from its own audio and identity frames from the "
@@ -519,6 +541,7 @@ COMMANDS = {
     "generate": (_add_generate, _run_generate),
     "redub": (_add_redub, _run_redub),
     "demo": (_add_demo, _run_demo),
+    "ui": (_add_ui, _run_ui),
     "evaluate": (_add_evaluate, _run_evaluate),
     "pack-weights": (_add_pack_weights, _run_pack_weights),
 }
