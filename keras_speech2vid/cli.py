@@ -8,9 +8,11 @@ shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
+import time
 
 
 def _add_align(sub):
@@ -43,6 +45,15 @@ def _add_export(sub):
     return p
 
 
+@contextlib.contextmanager
+def _stage(what: str):
+    """Say on stderr that a long step without a bar of its own starts, and how long it took."""
+    start = time.monotonic()
+    print(f"speech2vid: {what} ...", file=sys.stderr, flush=True)
+    yield
+    print(f"speech2vid: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+
+
 def _run_export(args):
     from keras_speech2vid.errors import Speech2VidError
 
@@ -50,7 +61,8 @@ def _run_export(args):
         raise Speech2VidError("--version applies to --format savedmodel only")
     from keras_speech2vid.export import export_weights
 
-    result = export_weights(args.weights, args.out, format=args.format, name=args.name, version=args.version)
+    with _stage(f"exporting {args.weights or 'the bundled weights'} as {args.format}"):
+        result = export_weights(args.weights, args.out, format=args.format, name=args.name, version=args.version)
     for note in result.notes:
         print(note)
     for path in result.paths:
@@ -346,7 +358,8 @@ def _load_speech2vid(args, **positive):
     for name, value in {"batch-size": args.batch_size, **positive}.items():
         if not value > 0 or (name != "fps" and value < 1):
             raise Speech2VidError(f"--{name} must be {'positive' if name == 'fps' else 'at least 1'}, not {value}")
-    return Speech2Vid.load(args.weights, batch_size=args.batch_size, jit_compile=args.xla)
+    with _stage(f"loading the weights of {args.weights or 'the bundled preset demo'}"):
+        return Speech2Vid.load(args.weights, batch_size=args.batch_size, jit_compile=args.xla)
 
 
 def _add_generate(sub):

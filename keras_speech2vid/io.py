@@ -335,8 +335,8 @@ def write_png(path, rgb: np.ndarray) -> Path:
 class VideoWriter:
     """Stream RGB frames into an H.264 mp4 (atomic), optionally muxing audio as AAC.
 
-    `audio` is a media file path, or a mono float32 waveform at `sample_rate`. Odd frame sizes are
-    padded by one pixel for yuv420p. Use as a context manager; frames go to ffmpeg as they come.
+    `audio` is a media file path, or a mono float32 waveform at `sample_rate`. Odd frame sizes get their
+    last row or column repeated (yuv420p needs even sizes): a 109×109 face is stored as 110×110. Use as a context manager; frames go to ffmpeg as they come.
     """
 
     def __init__(self, outfile, fps: float, size: tuple[int, int], audio=None, sample_rate: int = 16000,
@@ -364,7 +364,9 @@ class VideoWriter:
                 np.asarray(self.audio, dtype="<f4").tofile(wav.name)
                 cmd += ["-f", "f32le", "-ar", str(self.sample_rate), "-ac", "1", "-i", wav.name]
             cmd += ["-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
-        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
+        # yuv420p needs even sizes: an odd frame (the 109 face) gets its last row/column repeated in write()
+        cmd[cmd.index("-s") + 1] = f"{self.width + self.width % 2}x{self.height + self.height % 2}"
+        cmd += ["-c:v", "libx264", "-preset", "veryfast",
                 "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         return self
@@ -375,6 +377,8 @@ class VideoWriter:
             frame = (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         if frame.shape != (self.height, self.width, 3):
             raise ValueError(f"frame shape {frame.shape} does not match the writer's {(self.height, self.width, 3)}")
+        if self.width % 2 or self.height % 2:
+            frame = np.pad(frame, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         except BrokenPipeError:
