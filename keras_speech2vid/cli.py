@@ -47,11 +47,14 @@ def _add_export(sub):
 
 @contextlib.contextmanager
 def _stage(what: str):
-    """Say on stderr that a long step without a bar of its own starts, and how long it took."""
-    start = time.monotonic()
-    print(f"speech2vid: {what} ...", file=sys.stderr, flush=True)
+    """Tell a person at a terminal that a long step without a bar of its own starts, and how long it took
+    (not a log or a pipe: there an error stays the one line on stderr)."""
+    start, shown = time.monotonic(), sys.stderr.isatty()
+    if shown:
+        print(f"speech2vid: {what} ...", file=sys.stderr, flush=True)
     yield
-    print(f"speech2vid: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+    if shown:
+        print(f"speech2vid: {what}: done in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 def _run_export(args):
@@ -447,12 +450,12 @@ def _add_demo(sub):
 
 
 def _run_demo(args):
-    from keras_speech2vid.inference.generate import demo_files
+    from keras_speech2vid.inference.demo import demo_files, run_demo
     from keras_speech2vid.io import check_outfile
 
     check_outfile(args.outfile, demo_files())  # before the model loads
     s2v = _load_speech2vid(args)
-    _, summary = s2v.demo(args.outfile, deblur=not args.no_deblur, progress=True)
+    _, summary = run_demo(s2v, args.outfile, deblur=not args.no_deblur, progress=True)
     print(summary)
 
 

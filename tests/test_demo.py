@@ -25,7 +25,7 @@ def bundled():
 
 @pytest.fixture(scope="module")
 def demo_frames(bundled):
-    from keras_speech2vid.inference.generate import demo_files
+    from keras_speech2vid.inference.demo import demo_files
 
     face, speech = demo_files()
     return np.stack(list(bundled.generate(face, speech))), speech  # (T, 109, 109, 3) uint8
@@ -122,7 +122,7 @@ def test_mouth_opens_with_the_speech(bundled):
     Pooled over clips because one 5 s clip (128 frames) gives r with a standard error of about 0.09;
     with 870 frames it is about 0.034, so r > 0.1 is three standard errors from none.
     """
-    from keras_speech2vid.inference.generate import demo_files
+    from keras_speech2vid.inference.demo import demo_files
 
     face, demo_speech = demo_files()
     data = Path(__file__).parent / "data"

@@ -66,18 +66,6 @@ from keras_speech2vid.inference.stream import FrameStream
 from keras_speech2vid.io import check_outfile
 
 
-def demo_files() -> tuple[Path, Path]:
-    """(face image, speech) bundled for ``speech2vid demo`` (VoxCeleb2, CC BY 4.0; see assets/demo/ATTRIBUTION.md)."""
-    import importlib.resources
-
-    folder = Path(str(importlib.resources.files("keras_speech2vid") / "assets" / "demo"))
-    face, speech = folder / "face.jpg", folder / "speech.m4a"
-    for path in (face, speech):
-        if not path.is_file():
-            raise MediaError(f"{path}: bundled demo file missing (reinstall keras_speech2vid)")
-    return face, speech
-
-
 
 # ----------------------------------------------------------------------------------------------------------
 # the public class
@@ -305,24 +293,6 @@ class Speech2Vid:
         listed = faces if isinstance(faces, (list, tuple)) else [faces]
         outfile = check_outfile(outfile, [*listed, audio])
         return self.generate(faces, audio, **kwargs).write(outfile)
-
-    def demo(self, outfile, **kwargs) -> tuple[Path, str]:
-        """The bundled face speaking the bundled speech, full frame, into `outfile`; returns the path and
-        one checkable line: frames, duration, fps, and the mouth's motion against the upper face's
-        (`evaluation.metrics.mouth_motion`, measured on the output frames warped back to the aligned face)."""
-        from keras_speech2vid.evaluation.metrics import mouth_motion
-        from keras_speech2vid.face import warp_face
-
-        face, speech = demo_files()
-        outfile = check_outfile(outfile, [face, speech])
-        stream = self.generate(face, speech, full_frame=True, **kwargs)
-        matrix, faces = stream.background.matrix, []
-        stream.tap(lambda frame: faces.append(warp_face(frame, matrix, exact=False)))
-        stream.write(outfile)
-        mouth, upper = mouth_motion(np.stack(faces))
-        seconds = len(faces) / stream.fps
-        return outfile, (f"{outfile}: {len(faces)} frames, {seconds:.2f} s at {stream.fps:g} fps; mouth motion "
-                         f"{mouth:.1f} grey levels, {mouth / max(upper, 1e-6):.1f}x the upper face's")
 
     def redub(self, video, audio, outfile, **kwargs) -> Path:
         """Re-dub `video` with `audio` into `outfile`; see `keras_speech2vid.inference.redub.redub_frames`."""

@@ -89,8 +89,8 @@ class TrainConfig:
         if bool(self.shape_weight) != (self.shape_expert is not None):
             raise ValueError("shape_weight > 0 and shape_expert go together. Received: "
                              f"shape_weight={self.shape_weight!r}, shape_expert={self.shape_expert!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate (--lr) must be > 0. Received: learning_rate={self.learning_rate!r}")
+        if not self.learning_rate >= 0:  # 0 is allowed: a run that only loads and validates
+            raise ValueError(f"learning_rate (--lr) must be >= 0. Received: learning_rate={self.learning_rate!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1). Received: momentum={self.momentum!r}")
         if not self.sync_weight >= 0:

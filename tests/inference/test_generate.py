@@ -365,7 +365,7 @@ def test_cli_generate(tiny_weights, faceimg1, tmp_path, capsys):
 
 def test_cli_demo(tiny_weights, tmp_path, monkeypatch, capsys):
     from keras_speech2vid.cli import main
-    from keras_speech2vid.inference.generate import demo_files
+    from keras_speech2vid.inference.demo import demo_files
 
     _no_bundled_weights(monkeypatch, tmp_path)
     out = tmp_path / "demo.mp4"
@@ -381,7 +381,7 @@ def test_cli_demo(tiny_weights, tmp_path, monkeypatch, capsys):
 
 
 def test_demo_assets_are_small_and_attributed():
-    from keras_speech2vid.inference.generate import demo_files
+    from keras_speech2vid.inference.demo import demo_files
 
     face, speech = demo_files()
     assert speech.stat().st_size < 200_000 and face.stat().st_size < 200_000
