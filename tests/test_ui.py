@@ -95,6 +95,7 @@ def _wait(condition, timeout=180, what="the page"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow  # a browser and a server; .ci/run runs it
 def test_the_page_makes_a_video_in_chromium_and_shows_errors_as_messages(page_url, browser, tmp_path):
     from selenium.webdriver.common.by import By
 

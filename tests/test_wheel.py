@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.test_demo import check_demo_line
 
@@ -16,6 +18,7 @@ def _run(argv, cwd, env=None, timeout=600):
     return done.stdout
 
 
+@pytest.mark.slow  # about 40 s; .ci/run runs it
 def test_a_wheel_installed_without_the_source_tree_runs_the_demo(tmp_path):
     wheels, venv, work = tmp_path / "wheels", tmp_path / "venv", tmp_path / "work"
     work.mkdir()
