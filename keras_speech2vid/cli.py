@@ -544,6 +544,25 @@ def _run_pack_weights(args):
     print(pack_runs(args.runs, args.out, keep=args.keep, max_file_mib=args.max_file_mib))
 
 
+def _add_import_matconvnet(sub):
+    p = sub.add_parser("import-matconvnet", help="the authors' released MatConvNet models (v201.mat, v114.mat) "
+                                                 "-> a weights folder",
+                       description="Convert the authors' DagNN files (the generator v201.mat and, optionally, the "
+                                   "deblurrer v114.mat; MATLAB v5/v7 or v7.3) into a weights folder for generate, "
+                                   "evaluate and export. Nothing in the files is executed.")
+    p.add_argument("generator", help="v201.mat (the 5-image generator; a 1-image one is recognised)")
+    p.add_argument("deblurrer", nargs="?", default=None, help="v114.mat (the deblurring net; optional)")
+    p.add_argument("--out", required=True, help="weights folder to write")
+    return p
+
+
+def _run_import_matconvnet(args):
+    from keras_speech2vid.matconvnet_import import import_matconvnet
+
+    with _stage("converting the MatConvNet files"):
+        print(import_matconvnet(args.generator, args.deblurrer, args.out))
+
+
 COMMANDS = {
     "prepare": (_add_prepare, _run_prepare),
     "train": (_add_train, _run_train),
@@ -560,6 +579,7 @@ COMMANDS = {
     "ui": (_add_ui, _run_ui),
     "evaluate": (_add_evaluate, _run_evaluate),
     "pack-weights": (_add_pack_weights, _run_pack_weights),
+    "import-matconvnet": (_add_import_matconvnet, _run_import_matconvnet),
 }
 
 

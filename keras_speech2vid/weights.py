@@ -4,8 +4,8 @@ A weights folder holds `manifest.json` and one `.npz` per model. The manifest na
 kind ("generator", "deblurrer", "syncnet" or "whisper_encoder"), its config (`ModelConfig`, or
 `SyncNetConfig` for a SyncNet, `WhisperConfig` for a Whisper encoder), its file and the file's SHA-256,
 and any further fields its writer gave (e.g. a converted model's provenance and licence). Kernels are
-stored as float16 (halving the size of the 28 M-parameter generator) and loaded as float32; biases
-and BatchNorm statistics stay float32. Files are read with `np.load(allow_pickle=False)`.
+stored as float16 (halving the size of the 28 M-parameter generator; imported models keep float32) and
+loaded as float32; biases and BatchNorm statistics stay float32. Files are read with `np.load(allow_pickle=False)`.
 
 A folder of Keras files (`generator.keras`, `deblurrer.keras`, as training writes them) is accepted
 too and loaded with `safe_mode=True`.
@@ -109,7 +109,7 @@ def _read_arrays(data) -> dict:
 
 def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, object]], extra: dict | None = None,
                      keep: bool = False, max_file_mib: float | None = None,
-                     details: dict[str, dict] | None = None) -> Path:
+                     details: dict[str, dict] | None = None, full_precision: bool = False) -> Path:
     """Write `models` {name: (kind, model, config)} as a compact weights folder; returns the manifest path.
 
     `config` is the kind's config dataclass (`ModelConfig`, `SyncNetConfig`, `WhisperConfig`); `extra`
@@ -117,7 +117,8 @@ def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, object]]
     (a model of the same name is replaced). With `max_file_mib`, each model is split over files
     `<name>.npz`, `<name>-1.npz`, … of at most that size (for transfers with a per-file limit: the GPU
     machine returns files under 16 MiB). `details` {name: fields} adds fields to a model's manifest entry
-    (provenance, licence, …), after the ones written here; they cannot replace those.
+    (provenance, licence, …), after the ones written here; they cannot replace those. With
+    `full_precision`, kernels stay float32 too (an imported model keeps its exact values).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,8 @@ def save_weights_dir(out_dir, models: dict[str, tuple[str, keras.Model, object]]
         arrays = {}
         for v in model.weights:
             value = np.asarray(v.numpy())
-            arrays[v.path] = value.astype(np.float16) if value.ndim >= 2 else value.astype(np.float32)
+            half = value.ndim >= 2 and not full_precision
+            arrays[v.path] = value.astype(np.float16) if half else value.astype(np.float32)
         # raw bytes bound the compressed file's size
         groups = _split_arrays(arrays, int(max_file_mib * (1 << 20))) if max_file_mib else [arrays]
         files = []
