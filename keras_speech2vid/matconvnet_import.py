@@ -34,8 +34,6 @@ from keras_speech2vid.errors import WeightsError
 
 FACE_SCALE = 255.0  # the original's pixel range; folded into face_conv1
 _TRAINING_ONLY = re.compile(r"_face_lip_|^loss")
-_PARAMETER_FREE = {"dagnn.ReLU", "dagnn.Pooling", "dagnn.Concat", "dagnn.UpSamp2", "dagnn.Sigmoid", "dagnn.Sum",
-                   "dagnn.Loss", "dagnn.DropOut", "dagnn.Crop"}
 
 
 def _layer(name, kind, inputs, ours=None, kernel=None, stride=(1, 1), pad=(0, 0, 0, 0)):
