@@ -42,6 +42,9 @@ def _add_export(sub):
     p.add_argument("--version", type=int, default=None,
                    help="SavedModel version folder (default: one more than the largest there)")
     p.add_argument("--name", default="speech2vid", help="SavedModel model name (default: speech2vid)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="int8 (with --format onnx): OUT/identity_encoder.onnx (float32) and OUT/frame_int8.onnx "
+                        "(the per-frame graph, statically quantised)")
     return p
 
 
@@ -65,12 +68,15 @@ def _run_export(args):
     from keras_speech2vid.export import export_weights
 
     with _stage(f"exporting {args.weights or 'the bundled weights'} as {args.format}"):
-        result = export_weights(args.weights, args.out, format=args.format, name=args.name, version=args.version)
+        result = export_weights(args.weights, args.out, format=args.format, name=args.name, version=args.version,
+                                precision=args.precision)
     for note in result.notes:
         print(note)
     for path in result.paths:
         diff = result.max_abs_diff.get(path.stem)
-        print(f"{path}" + (f"  (onnxruntime vs Keras max abs diff {diff:.2e})" if diff is not None else ""))
+        psnr = result.psnr.get(path.stem)
+        print(f"{path}" + (f"  (onnxruntime vs Keras max abs diff {diff:.2e})" if diff is not None else "")
+              + (f"  (int8 vs float32 frames: {psnr:.1f} dB PSNR)" if psnr is not None else ""))
 
 
 def _add_prepare(sub):
@@ -352,6 +358,9 @@ def _add_model_options(p, batch_default=16):
     p.add_argument("--batch-size", type=int, default=batch_default,
                    help=f"frames per model call (default: {batch_default})")
     p.add_argument("--xla", action="store_true", help="compile the per-batch function with XLA")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="int8: the per-frame graph quantised and run in onnxruntime, about 2x faster on CPU "
+                        "(made once per set of weights, then cached; see SPEECH2VID_CACHE)")
 
 
 def _load_speech2vid(args, **positive):
@@ -362,7 +371,8 @@ def _load_speech2vid(args, **positive):
         if not value > 0 or (name != "fps" and value < 1):
             raise Speech2VidError(f"--{name} must be {'positive' if name == 'fps' else 'at least 1'}, not {value}")
     with _stage(f"loading the weights of {args.weights or 'the bundled preset demo'}"):
-        return Speech2Vid.load(args.weights, batch_size=args.batch_size, jit_compile=args.xla)
+        return Speech2Vid.load(args.weights, batch_size=args.batch_size, jit_compile=args.xla,
+                               precision=args.precision)
 
 
 def _add_generate(sub):

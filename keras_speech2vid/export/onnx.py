@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_speech2vid.errors import Speech2VidError
+from keras_speech2vid.inference.onnx_engine import onnx_session
 
 DEFAULT_OPSET = 17
 #: Largest |onnxruntime − Keras| accepted by `export_onnx`'s check.
@@ -47,9 +48,6 @@ def keras_to_onnx(model: keras.Model, path, *, opset: int = DEFAULT_OPSET, outpu
     Inputs keep the names of the model's `keras.Input`s (dict keys for dict-input models); outputs keep
     the model's dict keys, or are called `output_name` for a single-tensor output.
     """
-    import tf2onnx
-
-    path = Path(path)
     specs = _input_specs(model)
     dict_input = isinstance(model.input, dict)
 
@@ -60,14 +58,30 @@ def keras_to_onnx(model: keras.Model, path, *, opset: int = DEFAULT_OPSET, outpu
             return dict(outputs)
         return {output_name or "output": outputs}
 
+    return function_to_onnx(call, specs, path, what=model.name, opset=opset)
+
+
+def function_to_onnx(call, specs: list[tf.TensorSpec], path, *, what: str, opset: int = DEFAULT_OPSET) -> Path:
+    """Convert `call` (named float32 `specs` in, a dict of tensors out) to ONNX at `path`, atomically.
+
+    A spec whose first dimension is None becomes the dynamic ``batch`` dimension of the file.
+    """
+    import tf2onnx
+
+    path = Path(path)
     function = tf.function(call, input_signature=specs)
     try:
         proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=opset)
     except Exception as e:  # noqa: BLE001 - tf2onnx raises many kinds; report one line
-        raise Speech2VidError(f"{path}: ONNX conversion of {model.name} failed ({type(e).__name__}: "
+        raise Speech2VidError(f"{path}: ONNX conversion of {what} failed ({type(e).__name__}: "
                               f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''})") from e
-    for value in (*proto.graph.input, *proto.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"  # tf2onnx names it unk__NNN
+    dynamic = {s.name for s in specs if s.shape[0] is None}
+    for value in proto.graph.input:
+        if value.name in dynamic:
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"  # tf2onnx names it unk__NNN
+    if dynamic:
+        for value in proto.graph.output:
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"
     from keras_speech2vid.io import atomic_path
 
     with atomic_path(path, suffix=".tmp") as tmp:  # the one atomic writer: it also gives the usual file mode
@@ -89,12 +103,6 @@ def sample_inputs(model: keras.Model, batch: int, seed: int = 0) -> dict[str, np
             x = rng.uniform(0.0, 1.0, shape).astype(np.float32)
         inputs[spec.name] = x
     return inputs
-
-
-def onnx_session(path):
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 def max_abs_diff(model: keras.Model, path, batch_sizes=(1, 7), seed: int = 0) -> float:

@@ -9,6 +9,8 @@ import numpy as np
 from keras_speech2vid.models.generator import audio_front_end, identity_images
 
 DEFAULT_BATCH = 16
+#: The cached identity tensors, in `encode_identity`'s order (also the int8 graph's input names).
+IDENTITY_INPUTS = ("embedding", "skip_53", "skip_26", "skip_12")
 
 
 class FrameEngine:
