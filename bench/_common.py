@@ -27,3 +27,26 @@ def prepare_fixture_data(out_dir):
     if not (Path(out_dir) / "manifest.json").exists():
         prepare(clips, out_dir, PrepareConfig(every=1, val_fraction=0.0), val_groups=[clips[1].stem], progress=False)
     return Path(out_dir)
+
+
+def interleaved(runs: dict, rounds: int = 3) -> dict:
+    """Time every configuration once per round, in turn, for `rounds` rounds: {name: [seconds, ...]}.
+
+    Each `runs[name]` is a callable returning the seconds it measured. The starting configuration
+    rotates from round to round, so none always runs first (warm caches) or last; a noisy moment then
+    costs every configuration one sample, and the medians (`median`) give the ratios.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1. Received: rounds={rounds}")
+    names = list(runs)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(float(runs[name]()))
+    return times
+
+
+def median(values) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])

@@ -1,18 +1,25 @@
 """Generation speed and memory: frames/s and real-time factor of the frame engine, peak RSS vs audio length.
 
     python bench/bench_generate.py                       # paper preset, all sections
-    python bench/bench_generate.py --frames 64 --skip-memory
+    python bench/bench_generate.py --preset demo --tflite --skip-memory   # the bundled weights, int8 quality
     python bench/bench_generate.py --only-memory --long-seconds 600
 
-Speed (random weights: the speed does not depend on them). One base configuration (batch 8, deblurrer on,
-XLA off, identity cache on), then one factor changed at a time: without the deblurrer; batch 1 and 32;
-XLA on; identity cache off (batch 8 and 32). Each configuration is warmed up with one batch (tracing/XLA
-compilation, not timed) and then timed over ``--frames`` frames of real MFCC windows. Reported:
+First this machine's fp32 matmul ceiling (NumPy and TF), without which no figure below travels.
 
-* frames/s of the model (audio encoder + decoder + deblurrer, cached identity), and
-* ×RT: seconds of 25 fps video produced per second of compute (> 1 is faster than real time),
-* the identity cache's gain (cache on ÷ cache off) at both batch sizes, measured in the same run,
-* an end-to-end ``generate_video`` run (MFCC + model + H.264 encoding + muxing) for the base configuration.
+Speed (random weights unless ``--preset demo``: the speed does not depend on them). One base configuration
+(fp32 Keras, batch 8, deblurrer on, XLA off, identity cache on), then one factor changed at a time: without
+the deblurrer; batch 1 and 32; XLA on; identity cache off (batch 8 and 32); the per-frame graph in
+onnxruntime at fp32 and at int8 (`keras_speech2vid.export.int8`, batch 8 and 16); with ``--tflite`` TFLite
+full-integer int8 of the same graph. Each configuration is warmed up (tracing, XLA, quantising, not timed),
+then all are timed in turn over ``--frames`` real MFCC windows for ``--rounds`` rounds, the starting
+configuration rotating (`_common.interleaved`), and the medians are reported, so a noisy moment cannot
+flip a ratio. Reported: frames/s, ×RT (seconds of 25 fps video per second of compute) and the speed-up
+over the fp32 base; the cache, deblurrer, XLA and int8 ratios; PSNR of int8 frames against fp32 on the
+authors' faces speaking real speech (meaningful with ``--preset demo``).
+
+End to end (``generate_video``: MFCC, model, H.264 encoding, muxing; photo tests/data/obama.jpg):
+fp32 and int8, 109×109 face and full frame, pipelined (the model in a background thread, `FrameEngine`)
+and not, all interleaved in the same way.
 
 Memory: two fresh processes generate a video (``--memory-preset``, tiny by default: streaming, not model
 size, is what is measured) from 10 s and from ``--long-seconds`` (600) of audio made at run time by looping
@@ -32,6 +39,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import interleaved, median  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -58,75 +68,198 @@ def _windows(frames: int):
     return np.concatenate(list(iter_audio_windows(wave, FPS)))[:frames]
 
 
-def time_engine(generator, deblurrer, windows, faces, *, batch, deblur, xla, cache) -> float:
-    """Seconds to produce len(windows) frames (after one untimed warm-up batch)."""
-    from keras_speech2vid.inference import FrameEngine
-
-    engine = FrameEngine(generator, deblurrer if deblur else None, batch_size=batch, jit_compile=xla,
-                         cache_identity=cache)
-    identity = engine.encode_identity(faces)
-    engine.run(windows[:batch], identity)  # trace / compile
+def time_engine(engine, windows, identity_faces) -> float:
+    """Seconds for `engine` to produce len(windows) frames (the identity encoded once, inside the time)."""
+    batch = engine.batch_size
     start = time.perf_counter()
-    if cache:  # the identity branch is part of a run: include it once
-        identity = engine.encode_identity(faces)
+    identity = engine.encode_identity(identity_faces)
     for i in range(0, len(windows), batch):
         engine.run(windows[i:i + batch], identity)
     return time.perf_counter() - start
 
 
-def bench_speed(preset: str, frames: int) -> None:
-    import keras
+def _frames(engine, windows, faces) -> "np.ndarray":
+    import numpy as np
 
+    identity = engine.encode_identity(faces)
+    return np.concatenate([engine.run(windows[i:i + engine.batch_size], identity)
+                           for i in range(0, len(windows), engine.batch_size)])
+
+
+def _tflite_runner(engine, faces, windows):
+    """(seconds-callable, frames) of TFLite full-integer int8 of the same per-frame graph, or None if absent."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_speech2vid.export.int8 import calibration_feeds, frame_specs
+
+    batch, deblur = engine.batch_size, engine.deblurrer is not None
+    specs = [tf.TensorSpec((batch, *s.shape[1:]), s.dtype, name=s.name) if i == 0 else s
+             for i, s in enumerate(frame_specs(engine))]
+    fn = tf.function(lambda w, e, a, b, c: engine._cached_impl(w, e, a, b, c, deblur), input_signature=specs)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    feeds = [f for f in calibration_feeds(engine.generator, engine.deblurrer, batch=batch) if
+             len(next(iter(f.values()))) == batch]
+    converter.representative_dataset = lambda: ([list(f.values())[0], *list(f.values())[1:]] for f in feeds)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    interpreter = tf.lite.Interpreter(model_content=converter.convert(), num_threads=os.cpu_count())
+    interpreter.allocate_tensors()
+    order = {d["name"].split(":")[0].split("_")[-1]: d["index"] for d in interpreter.get_input_details()}
+    names = [s.name for s in specs]
+    index = {n: next(i for k, i in order.items() if n.endswith(k)) for n in names}
+    out = interpreter.get_output_details()[0]["index"]
+
+    def run():
+        identity = [np.asarray(t) for t in engine.encode_identity(faces)]
+        frames = []
+        for i in range(0, len(windows) - batch + 1, batch):
+            for name, value in zip(names, [windows[i:i + batch], *identity]):
+                interpreter.set_tensor(index[name], value)
+            interpreter.invoke()
+            frames.append(interpreter.get_tensor(out).copy())
+        return np.concatenate(frames)
+
+    def seconds():
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    return seconds, run()
+
+
+def bench_speed(preset: str, frames: int, rounds: int, tflite: bool) -> None:
+    import keras
+    import numpy as np
+
+    from keras_speech2vid.inference import FrameEngine, Speech2Vid
     from keras_speech2vid.models import build_deblurrer, build_generator
 
     keras.utils.set_random_seed(0)
-    generator, deblurrer = build_generator(preset), build_deblurrer(preset)
+    if preset == "demo":
+        s2v = Speech2Vid.load()
+        generator, deblurrer = s2v.generators[max(s2v.generators)], s2v.deblurrer
+    else:
+        generator, deblurrer = build_generator(preset), build_deblurrer(preset)
     faces = _faces()[:generator.get_layer("identity_encoder").input.shape[-1] // 3]
     windows = _windows(frames)
-    base = dict(batch=8, deblur=True, xla=False, cache=True)
-    configs = [
-        ("base: batch 8, deblur, no XLA, cache", base),
-        ("without deblurrer", dict(base, deblur=False)),
-        ("batch 1", dict(base, batch=1)),
-        ("batch 32", dict(base, batch=32)),
-        ("XLA on (jit_compile=True)", dict(base, xla=True)),
-        ("identity cache off (batch 8)", dict(base, cache=False)),
-        ("identity cache on, batch 32", dict(base, batch=32)),
-        ("identity cache off (batch 32)", dict(base, batch=32, cache=False)),
-    ]
-    print(f"\n== speed: preset {preset!r}, {frames} frames per configuration, random weights ==")
-    print(f"{'configuration':40s} {'frames/s':>9s} {'x RT':>7s} {'ms/frame':>9s}")
-    results = {}
-    for name, cfg in configs:
-        key = tuple(sorted(cfg.items()))
-        if key not in results:
-            results[key] = time_engine(generator, deblurrer, windows, faces, **cfg)
-        seconds = results[key]
+    base = dict(batch_size=8, jit_compile=False, cache_identity=True)
+    fp32 = {
+        "fp32 base: batch 8, deblur, no XLA, cache": (base, True),
+        "fp32 without deblurrer": (base, False),
+        "fp32 batch 1": (dict(base, batch_size=1), True),
+        "fp32 batch 32": (dict(base, batch_size=32), True),
+        "fp32 XLA on (jit_compile=True)": (dict(base, jit_compile=True), True),
+        "fp32 identity cache off (batch 8)": (dict(base, cache_identity=False), True),
+        "fp32 identity cache off (batch 32)": (dict(base, batch_size=32, cache_identity=False), True),
+    }
+    engines = {name: FrameEngine(generator, deblurrer if deblur else None, **cfg) for name, (cfg, deblur) in fp32.items()}
+    int8 = Speech2Vid(generator, deblurrer=deblurrer, precision="int8", batch_size=8)
+    engines["int8 onnxruntime, batch 8"] = int8.engine(len(faces))
+    engines["int8 onnxruntime, batch 16"] = int8.engine(len(faces), 16)
+    from keras_speech2vid.export.int8 import export_frame_onnx
+    from keras_speech2vid.inference.onnx_engine import OnnxFrameEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_frame_onnx(generator, deblurrer, Path(tmp) / "frame.onnx")
+        engines["fp32 onnxruntime, batch 8"] = OnnxFrameEngine(generator, deblurrer, model_path=lambda d: path,
+                                                               batch_size=8)
+        for engine in engines.values():
+            engine.run(windows[:engine.batch_size], engine.encode_identity(faces))  # trace / compile / open
+        runs = {name: (lambda e=engine: time_engine(e, windows, faces)) for name, engine in engines.items()}
+        outputs = {}
+        if tflite:
+            runs["int8 TFLite (XNNPACK), batch 8"], outputs["tflite"] = _tflite_runner(engines[next(iter(fp32))],
+                                                                                       faces, windows)
+        print(f"\n== speed: preset {preset!r}, {frames} frames per configuration, {rounds} interleaved rounds, "
+              f"median ==")
+        times = {name: median(t) for name, t in interleaved(runs, rounds).items()}
+        reference = _frames(engines[next(iter(fp32))], windows, faces)
+        outputs["int8"] = _frames(engines["int8 onnxruntime, batch 8"], windows, faces)
+    print(f"{'configuration':42s} {'frames/s':>9s} {'x RT':>7s} {'ms/frame':>9s} {'x fp32':>7s}")
+    base_time = times[next(iter(fp32))]
+    for name, seconds in times.items():
         fps = frames / seconds
-        print(f"{name:40s} {fps:9.1f} {fps / FPS:7.2f} {1000 * seconds / frames:9.1f}", flush=True)
+        print(f"{name:42s} {fps:9.1f} {fps / FPS:7.2f} {1000 * seconds / frames:9.1f} {base_time / seconds:7.2f}")
 
-    def get(**cfg):
-        return results[tuple(sorted(dict(base, **cfg).items()))]
+    def t(name):
+        return times[name]
 
-    print(f"identity cache gain: batch 8 x{get(cache=False) / get():.2f}, "
-          f"batch 32 x{get(batch=32, cache=False) / get(batch=32):.2f} (cache on vs off, same run)")
-    print(f"deblurrer cost: x{get() / get(deblur=False):.2f} time; XLA: x{get() / get(xla=True):.2f} speed-up; "
-          f"batch 32 vs 1: x{get(batch=1) / get(batch=32):.2f}")
+    print(f"identity cache gain: batch 8 x{t('fp32 identity cache off (batch 8)') / base_time:.2f}, batch 32 "
+          f"x{t('fp32 identity cache off (batch 32)') / t('fp32 batch 32'):.2f} (cache on vs off, same run)")
+    print(f"deblurrer cost: x{base_time / t('fp32 without deblurrer'):.2f} time; "
+          f"XLA: x{base_time / t('fp32 XLA on (jit_compile=True)'):.2f} speed-up")
+    print(f"int8 (onnxruntime) vs fp32 Keras: x{base_time / t('int8 onnxruntime, batch 8'):.2f}; "
+          f"vs fp32 onnxruntime x{t('fp32 onnxruntime, batch 8') / t('int8 onnxruntime, batch 8'):.2f}"
+          + (f"; int8 TFLite vs fp32 Keras: x{base_time / t('int8 TFLite (XNNPACK), batch 8'):.2f}" if tflite else ""))
+    from keras_speech2vid.export.int8 import psnr
 
-    # end to end: MFCC + model + encoding, the base configuration
+    for name, out in outputs.items():
+        print(f"{name} frames vs fp32 Keras (these random-or-demo weights, the authors' faces, real speech): "
+              f"PSNR {psnr(out, reference[:len(out)]):.1f} dB")
+
+
+def bench_end_to_end(preset: str, rounds: int, seconds: float) -> None:
+    """Photo + speech → mp4, fp32 and int8, face and full frame, pipelined and not: interleaved medians."""
+    import numpy as np
+
     from keras_speech2vid.inference import Speech2Vid
     from keras_speech2vid.io import decode_audio
 
-    s2v = Speech2Vid(generator, deblurrer=deblurrer, batch_size=8)
-    wave = decode_audio(DATA / "transcript.mp3")
+    if preset == "demo":
+        loaded = {p: Speech2Vid.load(precision=p, batch_size=8) for p in ("fp32", "int8")}
+    else:
+        from keras_speech2vid.models import build_deblurrer, build_generator
+
+        g, d = build_generator(preset), build_deblurrer(preset)
+        loaded = {p: Speech2Vid(g, deblurrer=d, precision=p, batch_size=8) for p in ("fp32", "int8")}
+    wave = np.tile(decode_audio(DATA / "transcript.mp3"), 3)[:int(seconds * 16000)]
+    frames = round(len(wave) / 16000 * FPS)
+    photo = DATA / "obama.jpg"
     with tempfile.TemporaryDirectory() as tmp:
-        s2v.generate_video(faces, wave[:16000], Path(tmp) / "warm.mp4")  # trace
+        def run(s2v, full_frame, pipeline):
+            def go():
+                for engine in s2v._engines.values():
+                    engine.pipeline = pipeline
+                start = time.perf_counter()
+                s2v.generate_video(photo, wave, Path(tmp) / "out.mp4", full_frame=full_frame)
+                for engine in s2v._engines.values():
+                    engine.pipeline = True
+                return time.perf_counter() - start
+            return go
+
+        runs = {}
+        for precision, s2v in loaded.items():
+            s2v.generate_video(photo, wave[:16000], Path(tmp) / "warm.mp4")  # load, trace, quantise (cached)
+            for full_frame in (False, True):
+                for pipeline in (True, False):
+                    name = (f"{precision} {'full frame' if full_frame else '109x109 face'}"
+                            f"{'' if pipeline else ', not pipelined'}")
+                    runs[name] = run(s2v, full_frame, pipeline)
+        print(f"\n== end to end: generate_video, {photo.name} + {seconds:g} s of speech ({frames} frames), "
+              f"{rounds} interleaved rounds, median ==")
+        times = {name: median(t) for name, t in interleaved(runs, rounds).items()}
+    for name, t in times.items():
+        print(f"{name:42s} {frames / t:7.1f} frames/s  x{frames / t / FPS:.2f} real time")
+    for precision in loaded:
+        for what in ("109x109 face", "full frame"):
+            print(f"pipelining gain, {precision} {what}: "
+                  f"x{times[f'{precision} {what}, not pipelined'] / times[f'{precision} {what}']:.2f}")
+
+
+def ceiling() -> None:
+    """This machine's float32 matmul rate (NumPy/BLAS and TF): the context every figure above needs."""
+    import numpy as np
+    import tensorflow as tf
+
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    tf_a = tf.constant(a)
+    for name, fn in (("numpy", lambda: a @ a), ("tf", lambda: tf.linalg.matmul(tf_a, tf_a).numpy())):
+        fn()
         start = time.perf_counter()
-        s2v.generate_video(faces, DATA / "transcript.mp3", Path(tmp) / "out.mp4")
-        seconds = time.perf_counter() - start
-    n = round(len(wave) / 16000 * FPS)
-    print(f"end to end generate_video ({n} frames, 109x109 mp4 with AAC): {n / seconds:.1f} frames/s, "
-          f"x{n / seconds / FPS:.2f} real time")
+        for _ in range(5):
+            fn()
+        print(f"{name} fp32 matmul 2048^2: {5 * 2 * 2048 ** 3 / (time.perf_counter() - start) / 1e9:.0f} GFLOP/s")
 
 
 MEMORY_RUN = """
@@ -180,8 +313,13 @@ def bench_memory(preset: str, long_seconds: float) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="paper", help="model preset for the speed section (default: paper)")
+    p.add_argument("--preset", default="paper",
+                   help="model preset (random weights) or 'demo' (the bundled weights) (default: paper)")
     p.add_argument("--frames", type=int, default=96, help="frames timed per configuration (default: 96)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default: 3)")
+    p.add_argument("--tflite", action="store_true", help="also time TFLite full-integer int8 (slow to convert)")
+    p.add_argument("--e2e-seconds", type=float, default=5.0, help="speech for the end-to-end runs (default: 5)")
+    p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--memory-preset", default="tiny", help="model preset for the memory section (default: tiny)")
     p.add_argument("--long-seconds", type=float, default=600, help="long audio for the memory section (default: 600)")
     p.add_argument("--skip-memory", action="store_true")
@@ -194,8 +332,11 @@ def main(argv=None) -> int:
     devices = [d.device_type for d in tf.config.list_physical_devices()]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
           f"TF {tf.__version__}, devices {devices}")
+    ceiling()
     if not args.only_memory:
-        bench_speed(args.preset, args.frames)
+        bench_speed(args.preset, args.frames, args.rounds, args.tflite)
+        if not args.skip_e2e:
+            bench_end_to_end(args.preset, args.rounds, args.e2e_seconds)
     if not args.skip_memory:
         bench_memory(args.memory_preset, args.long_seconds)
     print(f"bench process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -24,7 +26,7 @@ class FrameEngine:
     """
 
     def __init__(self, generator, deblurrer=None, *, batch_size: int = DEFAULT_BATCH, jit_compile: bool = False,
-                 cache_identity: bool = True):
+                 cache_identity: bool = True, pipeline: bool = True):
         import tensorflow as tf
 
         from keras_speech2vid.models import get_submodels
@@ -35,6 +37,7 @@ class FrameEngine:
         self.deblurrer = deblurrer
         self.batch_size = int(batch_size)
         self.cache_identity = cache_identity
+        self.pipeline = bool(pipeline)
         self.identity_images = identity_images(generator)
         self.audio_front_end = audio_front_end(generator)  # the generator's audio input: "mfcc" or "whisper"
         self.audio_encoder, self.identity_encoder, self.decoder = get_submodels(generator)
@@ -136,7 +139,15 @@ class FrameEngine:
         return np.asarray(windows, np.float32)
 
     def iter_frames(self, window_chunks: Iterable[np.ndarray], identity, deblur: bool = True) -> Iterator[np.ndarray]:
-        """Re-batch window chunks to ``batch_size`` and yield (109, 109, 3) uint8 frames one at a time."""
+        """Re-batch window chunks to ``batch_size`` and yield (109, 109, 3) uint8 frames one at a time.
+
+        With ``self.pipeline`` (the default) the windows and the model run in a background thread, up to two
+        batches ahead, so that they overlap with what the caller does with each frame (blending, encoding).
+        """
+        frames = self._iter_frames(window_chunks, identity, deblur)
+        return prefetch(frames, 2 * self.batch_size) if self.pipeline else frames
+
+    def _iter_frames(self, window_chunks, identity, deblur):
         pending: list[np.ndarray] = []
         count = 0
 
@@ -154,3 +165,49 @@ class FrameEngine:
                 yield from flush(batch)
         if count:
             yield from flush(np.concatenate(pending))
+
+
+_END = object()
+
+
+def prefetch(items: Iterator, depth: int) -> Iterator:
+    """Yield what `items` yields, produced by a background thread up to `depth` items ahead.
+
+    An exception in the producer is raised here, in order; closing this generator (or an interrupt in the
+    consumer) stops the producer after its current item. Model calls release the GIL, so they overlap.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((_END, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            buffer.put((_END, e))
+
+    thread = threading.Thread(target=produce, name="speech2vid-frames", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full buffer
+            try:
+                buffer.get(timeout=0.05)
+            except queue.Empty:
+                pass
