@@ -120,6 +120,7 @@ def test_cli_int8_export_needs_onnx_in_one_line(capsys, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_cli_exports_int8(models, tmp_path, capsys):
     folder = tmp_path / "weights"
     folder.mkdir()
