@@ -320,6 +320,7 @@ def main(argv=None) -> int:
     p.add_argument("--tflite", action="store_true", help="also time TFLite full-integer int8 (slow to convert)")
     p.add_argument("--e2e-seconds", type=float, default=5.0, help="speech for the end-to-end runs (default: 5)")
     p.add_argument("--skip-e2e", action="store_true")
+    p.add_argument("--skip-speed", action="store_true", help="skip the model-only section")
     p.add_argument("--memory-preset", default="tiny", help="model preset for the memory section (default: tiny)")
     p.add_argument("--long-seconds", type=float, default=600, help="long audio for the memory section (default: 600)")
     p.add_argument("--skip-memory", action="store_true")
@@ -334,7 +335,8 @@ def main(argv=None) -> int:
           f"TF {tf.__version__}, devices {devices}")
     ceiling()
     if not args.only_memory:
-        bench_speed(args.preset, args.frames, args.rounds, args.tflite)
+        if not args.skip_speed:
+            bench_speed(args.preset, args.frames, args.rounds, args.tflite)
         if not args.skip_e2e:
             bench_end_to_end(args.preset, args.rounds, args.e2e_seconds)
     if not args.skip_memory:

@@ -104,6 +104,11 @@ def _add_prepare(sub):
                    help="inactive tracks: the loader skips them (drop) or keeps them, marked (flag)")
     p.add_argument("--whisper", action="store_true",
                    help="also store each video's Whisper tiny.en features (for the whisper presets; resumable)")
+    p.add_argument("--runner", choices=("direct", "flink", "spark", "dataflow"), default=None,
+                   help="run on Apache Beam (the [beam] extra); Beam pipeline options follow as --name=value, and "
+                        "DATA_DIR and inputs may be URLs (gs://, s3://). --workers sets the DirectRunner's processes")
+    p.add_argument("--fail-on-error", action="store_true",
+                   help="exit with status 1 when a video could not be prepared (they are listed in the manifest)")
     return p
 
 
@@ -147,8 +152,17 @@ def _run_prepare(args):
             raise ValueError(f"--workers must be at least 1. Received: {args.workers}")
     except ValueError as e:
         raise Speech2VidError(str(e)) from None
-    manifest = prepare(args.inputs, args.out, config, shard=(index, count), workers=args.workers,
-                       speakers=speakers, val_groups=args.val)
+    if args.runner:
+        from keras_speech2vid.data.beam_prepare import is_url, prepare_beam
+
+        if args.whisper and is_url(args.out):
+            raise Speech2VidError(f"{args.out}: --whisper needs a local DATA_DIR")
+        manifest = prepare_beam(args.inputs, args.out, config, runner=args.runner, workers=args.workers,
+                                pipeline_args=args.pipeline_args, shard=(index, count), speakers=speakers,
+                                val_groups=args.val)
+    else:
+        manifest = prepare(args.inputs, args.out, config, shard=(index, count), workers=args.workers,
+                           speakers=speakers, val_groups=args.val)
     t = manifest["totals"]
     inactive = t["train"]["inactive_tracks"] + t["val"]["inactive_tracks"]
     print(f"{args.out}: train {t['train']['videos']} videos / {t['train']['frames']} frames, "
@@ -158,6 +172,11 @@ def _run_prepare(args):
         from keras_speech2vid.data.features import add_whisper_features
 
         print(f"{args.out}: Whisper features for {add_whisper_features(args.out)} more videos")
+    if args.fail_on_error and manifest["skipped"]:
+        first = manifest["skipped"][0]["reason"]
+        print(f"speech2vid prepare: error: {len(manifest['skipped'])} videos could not be prepared (the manifest's "
+              f"\"skipped\" list), the first: {first}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 def _add_train_common(p, defaults: dict, backends=("tensorflow",)):
@@ -635,7 +654,11 @@ def main(argv=None) -> int:
     import threading
     import warnings
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not (args.command == "prepare" and args.runner):  # Beam's pipeline options are prepare's
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pipeline_args = extra
     backend = getattr(args, "backend", "tensorflow")
     if backend == "jax":  # before Keras is imported: it picks its backend once
         if "keras" in sys.modules and sys.modules["keras"].backend.backend() != "jax":
@@ -660,7 +683,7 @@ def main(argv=None) -> int:
     saved = {s: signal.signal(s, _interrupt) for s in stops} if on_main_thread else {}
     try:
         for name in ("out", "outdir"):  # every --out / --outdir is a folder: checked before any work
-            if getattr(args, name, None):
+            if getattr(args, name, None) and "://" not in str(getattr(args, name)):  # URLs: Beam's filesystems
                 check_output_dir(getattr(args, name))
         COMMANDS[args.command][1](args)
         check_not_interrupted()

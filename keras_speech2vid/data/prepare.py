@@ -345,10 +345,9 @@ def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None =
     return manifest
 
 
-def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), shard: tuple[int, int] = (0, 1),
-            workers: int = 1, speakers: dict | None = None, val_groups: Iterable[str] = (),
-            progress: bool = True) -> dict:
-    """Prepare every video of `inputs` (this machine's shard of them) into `out_dir`; returns the manifest."""
+def plan_jobs(inputs: Iterable, out_dir: Path, config: PrepareConfig, shard: tuple[int, int] = (0, 1)) -> list[tuple]:
+    """The `_job` arguments of this shard's videos that are not finished (and of finished ones that this
+    SyncNet has not measured). Makes the output folders and removes the temporaries of a killed run."""
     index, count = shard
     if not (count >= 1 and 0 <= index < count):
         raise ValueError(f"shard must be i/N with 0 <= i < N. Received: shard={index}/{count}")
@@ -380,6 +379,24 @@ def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), 
                     jobs.append((str(v), str(out_dir), config, entry))
     log.info("%d videos, %d in shard %d/%d, %d to do, %d to measure", len(videos), len(mine), index, count,
              len(todo), len(jobs) - len(todo))
+    return jobs
+
+
+def save_result(out_dir: Path, status: str, entry: dict) -> str:
+    """Write a `_job` result as the video's JSON (the mark that it is finished); returns its video id."""
+    if status == "skipped":
+        log.warning("skipped %s", entry["reason"])
+        entry["status"] = "skipped"
+    _write_json(Path(out_dir) / "videos" / f"{entry['video_id']}.json", entry)
+    return entry["video_id"]
+
+
+def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), shard: tuple[int, int] = (0, 1),
+            workers: int = 1, speakers: dict | None = None, val_groups: Iterable[str] = (),
+            progress: bool = True) -> dict:
+    """Prepare every video of `inputs` (this machine's shard of them) into `out_dir`; returns the manifest."""
+    out_dir = Path(out_dir)
+    jobs = plan_jobs(inputs, out_dir, config, shard)
     results: Iterable
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
@@ -393,10 +410,7 @@ def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), 
         from tqdm import tqdm
 
         for status, entry in tqdm(results, total=len(jobs), desc="prepare", unit="video", disable=not progress):
-            if status == "skipped":
-                log.warning("skipped %s", entry["reason"])
-                entry["status"] = "skipped"
-            _write_json(out_dir / "videos" / f"{entry['video_id']}.json", entry)
+            save_result(out_dir, status, entry)
     finally:
         if pool is not None:
             pool.terminate()
