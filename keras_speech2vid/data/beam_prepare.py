@@ -30,6 +30,7 @@ from keras_speech2vid.errors import Speech2VidError
 
 log = logging.getLogger(__name__)
 
+RAW = "uncompressed"  # Beam's CompressionTypes.UNCOMPRESSED: no guessing from the file name
 RUNNERS = {"direct": "DirectRunner", "flink": "FlinkRunner", "spark": "SparkRunner", "dataflow": "DataflowRunner"}
 
 
@@ -68,7 +69,7 @@ def _join(base: str, *parts: str) -> str:
 def _download(url: str, path: Path) -> Path:
     from apache_beam.io.filesystems import FileSystems
 
-    with FileSystems.open(url) as src, open(path, "wb") as dst:
+    with FileSystems.open(url, compression_type=RAW) as src, open(path, "wb") as dst:
         while chunk := src.read(1 << 22):
             dst.write(chunk)
     return path
@@ -80,18 +81,29 @@ def _upload(path: Path, url: str) -> None:
 
     folder, name = url.rsplit("/", 1)
     tmp = f"{folder}/.{name}.part"
-    with open(path, "rb") as src, FileSystems.create(tmp) as dst:
+    with open(path, "rb") as src, FileSystems.create(tmp, compression_type=RAW) as dst:
         while chunk := src.read(1 << 22):
             dst.write(chunk)
-    if FileSystems.exists(url):
-        FileSystems.delete([url])
-    FileSystems.rename([tmp], [url])
+    FileSystems.rename([tmp], [url])  # replaces: os.replace locally, copy + delete on object stores
 
 
 def _list(pattern: str) -> list[str]:
     from apache_beam.io.filesystems import FileSystems
 
     return sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
+
+
+def check_filesystem(url: str) -> None:
+    """One line when no installed Beam filesystem reads `url`'s scheme."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        FileSystems.get_filesystem(url)
+    except (ValueError, OSError):
+        scheme = url.split("://", 1)[0]
+        hint = {"gs": "apache-beam[gcp]", "s3": "apache-beam[aws]", "az": "apache-beam[azure]"}.get(scheme)
+        raise Speech2VidError(f"{url}: no Beam filesystem for {scheme}://"
+                              + (f" (pip install '{hint}')" if hint else "")) from None
 
 
 def find_remote_videos(inputs: Iterable[str]) -> list[str]:
@@ -123,7 +135,7 @@ def plan_remote_jobs(inputs: Iterable[str], out_url: str, config: PrepareConfig)
     if syncnet is not None:
         for v in videos:
             if video_id(Path(v)) in done:
-                with FileSystems.open(done[video_id(Path(v))]) as f:
+                with FileSystems.open(done[video_id(Path(v))], compression_type=RAW) as f:
                     entry = json.loads(f.read())
                 if entry.get("status") != "skipped" and entry.get("sync_model") != syncnet.sha256:
                     jobs.append((v, out_url, config, entry))
@@ -184,6 +196,9 @@ def prepare_beam(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfi
     remote = is_url(out_dir) or any(map(is_url, inputs))
     stage = remote if stage is None else stage
     if remote:
+        for url in [str(out_dir), *inputs]:
+            if is_url(url):
+                check_filesystem(url)
         if shard != (0, 1):
             raise ValueError("--shard is for local runs; a Beam runner splits the videos itself")
         jobs = plan_remote_jobs(inputs, str(out_dir), config)

@@ -1,6 +1,7 @@
 """`prepare` on Apache Beam (DirectRunner): the same records and manifest as the local path, failing
 videos recorded, and a re-run after kill -9 that repeats no finished video."""
 
+import gc
 import json
 import os
 import signal
@@ -121,3 +122,75 @@ def test_kill_9_midway_then_rerun_finishes_the_rest_and_repeats_nothing(tmp_path
     manifest = json.loads((out / "manifest.json").read_text())
     assert {v["video_id"] for v in manifest["videos"]} == {c.stem for c in CLIPS}
     assert sorted(p.name for p in (out / "records").iterdir()) == sorted(f"{c.stem}.tfrecord" for c in CLIPS)
+
+
+class FakeStore:
+    """A `fakestore://` scheme for Beam's FileSystems, kept in a local folder: the URL code path (listing,
+    staging, uploads, manifest) without a network. Registered while the test runs (in-process runner)."""
+
+    root = None
+
+    @classmethod
+    def make(cls):
+        from apache_beam.io.localfilesystem import LocalFileSystem
+
+        def local(url):  # LocalFileSystem's methods also call each other with local paths
+            return str(cls.root) + "/" + url[len("fakestore://"):] if url.startswith("fakestore://") else url
+
+        def wrap(name, paths_at=(0,)):
+            def method(self, *args, **kwargs):
+                args = list(args)
+                for i in paths_at:
+                    args[i] = [local(a) for a in args[i]] if isinstance(args[i], list) else local(args[i])
+                return getattr(LocalFileSystem, name)(self, *args, **kwargs)
+            return method
+
+        def _list(self, prefix):
+            from apache_beam.io.filesystem import FileMetadata
+
+            for m in LocalFileSystem._list(self, local(prefix)):
+                yield FileMetadata("fakestore://" + m.path[len(str(cls.root)) + 1:], m.size_in_bytes,
+                                   m.last_updated_in_seconds)
+
+        def metadata(self, url):
+            from apache_beam.io.filesystem import FileMetadata
+
+            m = LocalFileSystem.metadata(self, local(url))
+            return FileMetadata(url, m.size_in_bytes, m.last_updated_in_seconds)
+
+        methods = {name: wrap(name) for name in ("create", "open", "exists", "size", "delete", "mkdirs")}
+        methods.update(copy=wrap("copy", (0, 1)), rename=wrap("rename", (0, 1)), _list=_list, metadata=metadata,
+                       scheme=classmethod(lambda c: "fakestore"))
+        return type("FakeStoreFileSystem", (LocalFileSystem,), methods)
+
+
+def test_urls_for_inputs_and_data_dir_go_through_beams_filesystems(prepared, tmp_path):
+    local, local_manifest = prepared
+    store = FakeStore.make()
+    FakeStore.root = tmp_path / "bucket"
+    (FakeStore.root / "in" / "vox").mkdir(parents=True)
+    clip = CLIPS[2]
+    (FakeStore.root / "in" / "vox" / clip.name).write_bytes(clip.read_bytes())
+    (FakeStore.root / "in" / "notes.txt").write_text("not a video")
+    try:
+        manifest = prepare_beam(["fakestore://in"], "fakestore://data", STAGE_I, runner="direct")
+        [entry] = manifest["videos"]
+        want = next(v for v in local_manifest["videos"] if v["video_id"] == clip.stem)
+        assert entry == {**want, "file": f"fakestore://in/vox/{clip.name}"}
+        data = FakeStore.root / "data"
+        assert json.loads((data / "manifest.json").read_text()) == manifest
+        assert decoded_records(data, manifest) == {clip.stem: decoded_records(local, local_manifest)[clip.stem]}
+        stamps = _snapshot(data)
+        prepare_beam(["fakestore://in"], "fakestore://data", STAGE_I, runner="direct")  # finished: nothing redone
+        assert _snapshot(data) == stamps
+        assert not [p for p in FakeStore.root.rglob(".*")]
+    finally:
+        del store  # a FileSystem subclass until collected: Beam finds filesystems by subclass
+        gc.collect()
+
+
+def test_a_url_without_its_filesystem_is_one_line(tmp_path, capsys):
+    code = main(["prepare", str(CLIPS[2]), "--out", "nosuchscheme://bucket/data", "--runner", "direct", "--no-sync"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.endswith("nosuchscheme://bucket/data: no Beam filesystem for nosuchscheme://"), err
