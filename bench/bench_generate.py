@@ -10,7 +10,7 @@ Speed (random weights unless ``--preset demo``: the speed does not depend on the
 (fp32 Keras, batch 8, deblurrer on, XLA off, identity cache on), then one factor changed at a time: without
 the deblurrer; batch 1 and 32; XLA on; identity cache off (batch 8 and 32); the per-frame graph in
 onnxruntime at fp32 and at int8 (`keras_speech2vid.export.int8`, batch 8 and 16); with ``--tflite`` TFLite
-full-integer int8 of the same graph. Each configuration is warmed up (tracing, XLA, quantising, not timed),
+full-integer int8 of the same graph (`keras_speech2vid.export.tflite`). Each configuration is warmed up (tracing, XLA, quantising, not timed),
 then all are timed in turn over ``--frames`` real MFCC windows for ``--rounds`` rounds, the starting
 configuration rotating (`_common.interleaved`), and the medians are reported, so a noisy moment cannot
 flip a ratio. Reported: frames/s, ×RT (seconds of 25 fps video per second of compute) and the speed-up
@@ -18,8 +18,8 @@ over the fp32 base; the cache, deblurrer, XLA and int8 ratios; PSNR of int8 fram
 authors' faces speaking real speech (meaningful with ``--preset demo``).
 
 End to end (``generate_video``: MFCC, model, H.264 encoding, muxing; photo tests/data/obama.jpg):
-fp32 and int8, 109×109 face and full frame, pipelined (the model in a background thread, `FrameEngine`)
-and not, all interleaved in the same way.
+fp32, int8 in onnxruntime and (``--tflite``) int8 in TFLite; the 109×109 face pipelined (the model in a
+background thread, `FrameEngine`) and not, and the full frame; all interleaved in the same way.
 
 Memory: two fresh processes generate a video (``--memory-preset``, tiny by default: streaming, not model
 size, is what is measured) from 10 s and from ``--long-seconds`` (600) of audio made at run time by looping
@@ -78,7 +78,7 @@ def time_engine(engine, windows, identity_faces) -> float:
     return time.perf_counter() - start
 
 
-def _frames(engine, windows, faces) -> "np.ndarray":
+def _frames(engine, windows, faces):
     import numpy as np
 
     identity = engine.encode_identity(faces)
@@ -86,51 +86,8 @@ def _frames(engine, windows, faces) -> "np.ndarray":
                            for i in range(0, len(windows), engine.batch_size)])
 
 
-def _tflite_runner(engine, faces, windows):
-    """(seconds-callable, frames) of TFLite full-integer int8 of the same per-frame graph, or None if absent."""
-    import numpy as np
-    import tensorflow as tf
-
-    from keras_speech2vid.export.int8 import calibration_feeds, frame_specs
-
-    batch, deblur = engine.batch_size, engine.deblurrer is not None
-    specs = [tf.TensorSpec((batch, *s.shape[1:]), s.dtype, name=s.name) if i == 0 else s
-             for i, s in enumerate(frame_specs(engine))]
-    fn = tf.function(lambda w, e, a, b, c: engine._cached_impl(w, e, a, b, c, deblur), input_signature=specs)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    feeds = [f for f in calibration_feeds(engine.generator, engine.deblurrer, batch=batch) if
-             len(next(iter(f.values()))) == batch]
-    converter.representative_dataset = lambda: ([list(f.values())[0], *list(f.values())[1:]] for f in feeds)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    interpreter = tf.lite.Interpreter(model_content=converter.convert(), num_threads=os.cpu_count())
-    interpreter.allocate_tensors()
-    order = {d["name"].split(":")[0].split("_")[-1]: d["index"] for d in interpreter.get_input_details()}
-    names = [s.name for s in specs]
-    index = {n: next(i for k, i in order.items() if n.endswith(k)) for n in names}
-    out = interpreter.get_output_details()[0]["index"]
-
-    def run():
-        identity = [np.asarray(t) for t in engine.encode_identity(faces)]
-        frames = []
-        for i in range(0, len(windows) - batch + 1, batch):
-            for name, value in zip(names, [windows[i:i + batch], *identity]):
-                interpreter.set_tensor(index[name], value)
-            interpreter.invoke()
-            frames.append(interpreter.get_tensor(out).copy())
-        return np.concatenate(frames)
-
-    def seconds():
-        start = time.perf_counter()
-        run()
-        return time.perf_counter() - start
-
-    return seconds, run()
-
-
 def bench_speed(preset: str, frames: int, rounds: int, tflite: bool) -> None:
     import keras
-    import numpy as np
 
     from keras_speech2vid.inference import FrameEngine, Speech2Vid
     from keras_speech2vid.models import build_deblurrer, build_generator
@@ -154,11 +111,14 @@ def bench_speed(preset: str, frames: int, rounds: int, tflite: bool) -> None:
         "fp32 identity cache off (batch 32)": (dict(base, batch_size=32, cache_identity=False), True),
     }
     engines = {name: FrameEngine(generator, deblurrer if deblur else None, **cfg) for name, (cfg, deblur) in fp32.items()}
-    int8 = Speech2Vid(generator, deblurrer=deblurrer, precision="int8", batch_size=8)
-    engines["int8 onnxruntime, batch 8"] = int8.engine(len(faces))
-    engines["int8 onnxruntime, batch 16"] = int8.engine(len(faces), 16)
     from keras_speech2vid.export.int8 import export_frame_onnx
-    from keras_speech2vid.inference.onnx_engine import OnnxFrameEngine
+    from keras_speech2vid.inference.int8_engine import OnnxFrameEngine, int8_engine
+
+    for batch in (8, 16):
+        engines[f"int8 onnxruntime, batch {batch}"] = int8_engine(generator, deblurrer, batch_size=batch,
+                                                                  runtime="onnxruntime")
+    if tflite:
+        engines["int8 TFLite (XNNPACK), batch 8"] = int8_engine(generator, deblurrer, batch_size=8, runtime="tflite")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = export_frame_onnx(generator, deblurrer, Path(tmp) / "frame.onnx")
@@ -168,14 +128,13 @@ def bench_speed(preset: str, frames: int, rounds: int, tflite: bool) -> None:
             engine.run(windows[:engine.batch_size], engine.encode_identity(faces))  # trace / compile / open
         runs = {name: (lambda e=engine: time_engine(e, windows, faces)) for name, engine in engines.items()}
         outputs = {}
-        if tflite:
-            runs["int8 TFLite (XNNPACK), batch 8"], outputs["tflite"] = _tflite_runner(engines[next(iter(fp32))],
-                                                                                       faces, windows)
         print(f"\n== speed: preset {preset!r}, {frames} frames per configuration, {rounds} interleaved rounds, "
               f"median ==")
         times = {name: median(t) for name, t in interleaved(runs, rounds).items()}
         reference = _frames(engines[next(iter(fp32))], windows, faces)
-        outputs["int8"] = _frames(engines["int8 onnxruntime, batch 8"], windows, faces)
+        outputs["int8 onnxruntime"] = _frames(engines["int8 onnxruntime, batch 8"], windows, faces)
+        if tflite:
+            outputs["int8 TFLite"] = _frames(engines["int8 TFLite (XNNPACK), batch 8"], windows, faces)
     print(f"{'configuration':42s} {'frames/s':>9s} {'x RT':>7s} {'ms/frame':>9s} {'x fp32':>7s}")
     base_time = times[next(iter(fp32))]
     for name, seconds in times.items():
@@ -199,20 +158,23 @@ def bench_speed(preset: str, frames: int, rounds: int, tflite: bool) -> None:
               f"PSNR {psnr(out, reference[:len(out)]):.1f} dB")
 
 
-def bench_end_to_end(preset: str, rounds: int, seconds: float) -> None:
-    """Photo + speech → mp4, fp32 and int8, face and full frame, pipelined and not: interleaved medians."""
+def bench_end_to_end(preset: str, rounds: int, seconds: float, tflite: bool) -> None:
+    """Photo + speech → mp4: fp32, int8 onnxruntime (and TFLite), face and full frame, pipelined or not."""
     import numpy as np
 
     from keras_speech2vid.inference import Speech2Vid
     from keras_speech2vid.io import decode_audio
 
+    variants = {"fp32": {}, "int8 onnxruntime": dict(precision="int8", int8_runtime="onnxruntime")}
+    if tflite:
+        variants["int8 TFLite"] = dict(precision="int8", int8_runtime="tflite")
     if preset == "demo":
-        loaded = {p: Speech2Vid.load(precision=p, batch_size=8) for p in ("fp32", "int8")}
+        loaded = {name: Speech2Vid.load(batch_size=8, **kw) for name, kw in variants.items()}
     else:
         from keras_speech2vid.models import build_deblurrer, build_generator
 
         g, d = build_generator(preset), build_deblurrer(preset)
-        loaded = {p: Speech2Vid(g, deblurrer=d, precision=p, batch_size=8) for p in ("fp32", "int8")}
+        loaded = {name: Speech2Vid(g, deblurrer=d, batch_size=8, **kw) for name, kw in variants.items()}
     wave = np.tile(decode_audio(DATA / "transcript.mp3"), 3)[:int(seconds * 16000)]
     frames = round(len(wave) / 16000 * FPS)
     photo = DATA / "obama.jpg"
@@ -229,22 +191,19 @@ def bench_end_to_end(preset: str, rounds: int, seconds: float) -> None:
             return go
 
         runs = {}
-        for precision, s2v in loaded.items():
+        for variant, s2v in loaded.items():
             s2v.generate_video(photo, wave[:16000], Path(tmp) / "warm.mp4")  # load, trace, quantise (cached)
-            for full_frame in (False, True):
-                for pipeline in (True, False):
-                    name = (f"{precision} {'full frame' if full_frame else '109x109 face'}"
-                            f"{'' if pipeline else ', not pipelined'}")
-                    runs[name] = run(s2v, full_frame, pipeline)
+            runs[f"{variant} 109x109 face"] = run(s2v, False, True)
+            runs[f"{variant} 109x109 face, not pipelined"] = run(s2v, False, False)
+            runs[f"{variant} full frame"] = run(s2v, True, True)
         print(f"\n== end to end: generate_video, {photo.name} + {seconds:g} s of speech ({frames} frames), "
               f"{rounds} interleaved rounds, median ==")
         times = {name: median(t) for name, t in interleaved(runs, rounds).items()}
     for name, t in times.items():
         print(f"{name:42s} {frames / t:7.1f} frames/s  x{frames / t / FPS:.2f} real time")
-    for precision in loaded:
-        for what in ("109x109 face", "full frame"):
-            print(f"pipelining gain, {precision} {what}: "
-                  f"x{times[f'{precision} {what}, not pipelined'] / times[f'{precision} {what}']:.2f}")
+    for variant in loaded:
+        print(f"pipelining gain, {variant}: "
+              f"x{times[f'{variant} 109x109 face, not pipelined'] / times[f'{variant} 109x109 face']:.2f}")
 
 
 def ceiling() -> None:
@@ -317,7 +276,7 @@ def main(argv=None) -> int:
                    help="model preset (random weights) or 'demo' (the bundled weights) (default: paper)")
     p.add_argument("--frames", type=int, default=96, help="frames timed per configuration (default: 96)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default: 3)")
-    p.add_argument("--tflite", action="store_true", help="also time TFLite full-integer int8 (slow to convert)")
+    p.add_argument("--tflite", action="store_true", help="also time TFLite full-integer int8 (converted once, cached)")
     p.add_argument("--e2e-seconds", type=float, default=5.0, help="speech for the end-to-end runs (default: 5)")
     p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--skip-speed", action="store_true", help="skip the model-only section")
@@ -338,7 +297,7 @@ def main(argv=None) -> int:
         if not args.skip_speed:
             bench_speed(args.preset, args.frames, args.rounds, args.tflite)
         if not args.skip_e2e:
-            bench_end_to_end(args.preset, args.rounds, args.e2e_seconds)
+            bench_end_to_end(args.preset, args.rounds, args.e2e_seconds, args.tflite)
     if not args.skip_memory:
         bench_memory(args.memory_preset, args.long_seconds)
     print(f"bench process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

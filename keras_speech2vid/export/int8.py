@@ -51,9 +51,9 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def weights_key(generator, deblurrer=None, deblur: bool = True) -> str:
+def weights_key(generator, deblurrer=None, deblur: bool = True, recipe: str = RECIPE) -> str:
     """A short hash of everything the int8 file depends on: the weights, the graph choice and the recipe."""
-    h = hashlib.sha256(f"{RECIPE}|deblur={bool(deblur and deblurrer is not None)}".encode())
+    h = hashlib.sha256(f"{recipe}|deblur={bool(deblur and deblurrer is not None)}".encode())
     for model in (generator, deblurrer if deblur else None):
         if model is None:
             continue
@@ -166,11 +166,17 @@ def quantize_frame_model(generator, deblurrer, path, *, deblur: bool = True, fac
     return path
 
 
-def int8_model_path(generator, deblurrer=None, *, deblur: bool = True, notify=None) -> Path:
-    """The cached int8 per-frame graph of these weights, made on first use (`notify(message)` is told first)."""
+def int8_model_path(generator, deblurrer=None, *, deblur: bool = True, notify=None, runtime: str = "onnxruntime",
+                    batch_size: int = 8) -> Path:
+    """The cached int8 per-frame graph of these weights for `runtime` ("onnxruntime"; "tflite", whose batch
+    is fixed at `batch_size`), made on first use (`notify(message)` is told first)."""
     deblurrer = deblurrer if deblur else None
-    key = weights_key(generator, deblurrer, deblur)
-    path = cache_dir() / f"frame_int8_{key}.onnx"
+    if runtime == "tflite":
+        from keras_speech2vid.export.tflite import TFLITE_RECIPE
+
+        path = cache_dir() / f"frame_int8_{weights_key(generator, deblurrer, deblur, TFLITE_RECIPE)}_b{batch_size}.tflite"
+    else:
+        path = cache_dir() / f"frame_int8_{weights_key(generator, deblurrer, deblur)}.onnx"
     if not path.is_file():
         if notify is not None:
             notify(f"quantising {generator.name} to int8 once (cached in {path.parent})")
@@ -179,7 +185,12 @@ def int8_model_path(generator, deblurrer=None, *, deblur: bool = True, notify=No
         except OSError as e:
             raise Speech2VidError(f"{path.parent}: cannot create the int8 cache folder ({e.strerror}); "
                                   f"set SPEECH2VID_CACHE to a writable folder") from None
-        quantize_frame_model(generator, deblurrer, path, deblur=deblur)
+        if runtime == "tflite":
+            from keras_speech2vid.export.tflite import convert_frame_tflite
+
+            convert_frame_tflite(generator, deblurrer, path, deblur=deblur, batch_size=batch_size)
+        else:
+            quantize_frame_model(generator, deblurrer, path, deblur=deblur)
     return path
 
 
@@ -190,14 +201,26 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def check_int8(generator, deblurrer, path, feeds, *, deblur: bool = True, min_psnr: float = MIN_PSNR) -> float:
-    """PSNR of the int8 file at `path` against Keras float32 on `feeds`; raises below `min_psnr`."""
-    from keras_speech2vid.inference.onnx_engine import onnx_session
-
+    """PSNR of the int8 file at `path` (.onnx, or .tflite of the feeds' batch) against Keras float32 on
+    `feeds`; raises below `min_psnr`."""
     engine = _engine(generator, deblurrer)
-    session = onnx_session(path)
+    if Path(path).suffix == ".tflite":
+        from keras_speech2vid.export.tflite import tflite_runner
+
+        runner = tflite_runner(path)
+
+        def run(feed):
+            return runner(windows=feed[engine.audio_front_end], **{k: feed[k] for k in IDENTITY_INPUTS})["frame"]
+    else:
+        from keras_speech2vid.inference.int8_engine import onnx_session
+
+        session = onnx_session(path)
+
+        def run(feed):
+            return session.run(None, feed)[0]
     got, want = [], []
     for feed in feeds:
-        got.append(session.run(None, feed)[0])
+        got.append(run(feed))
         identity = [feed[k] for k in IDENTITY_INPUTS]
         want.append(np.asarray(engine._cached(feed[engine.audio_front_end], *identity,
                                               bool(deblur and deblurrer is not None))))

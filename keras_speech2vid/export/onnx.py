@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_speech2vid.errors import Speech2VidError
-from keras_speech2vid.inference.onnx_engine import onnx_session
+from keras_speech2vid.inference.int8_engine import onnx_session
 
 DEFAULT_OPSET = 17
 #: Largest |onnxruntime − Keras| accepted by `export_onnx`'s check.

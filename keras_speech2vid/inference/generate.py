@@ -43,7 +43,6 @@ face when there are several.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -52,7 +51,7 @@ import numpy as np
 from keras_speech2vid.config import AudioConfig
 from keras_speech2vid.errors import ImageError, MediaError, NoFaceError
 from keras_speech2vid.inference.engine import DEFAULT_BATCH, FrameEngine
-from keras_speech2vid.inference.onnx_engine import OnnxFrameEngine
+from keras_speech2vid.inference.int8_engine import INT8_RUNTIMES, int8_engine
 from keras_speech2vid.models.generator import identity_images as _identity_images
 from keras_speech2vid.inference.inputs import (
     Background,
@@ -86,17 +85,20 @@ class Speech2Vid:
       jit_compile: compile the per-batch function with XLA.
       cache_identity: run the identity branch once per run (True) or on every batch (False; slower,
         for benchmarks).
-      precision: "fp32" (Keras) or "int8" (the per-frame graph quantised and run in onnxruntime,
-        `keras_speech2vid.export.int8`; made once per set of weights and cached).
+      precision: "fp32" (Keras) or "int8" (the per-frame graph quantised, made once per set of weights
+        and cached; `keras_speech2vid.inference.int8_engine`), run by `int8_runtime`: "onnxruntime",
+        "tflite", or "auto" (the one measured faster on this kind of CPU).
     """
 
     def __init__(self, generator=None, generator_1img=None, deblurrer=None, *, fps: float = 25.0,
                  alignment: str | None = None, offset: float = 0.0, audio_config: AudioConfig | None = None,
                  batch_size: int = DEFAULT_BATCH, jit_compile: bool = False, cache_identity: bool = True,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", int8_runtime: str = "auto"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
-        self.precision = precision
+        if int8_runtime not in INT8_RUNTIMES:
+            raise ValueError(f"int8_runtime must be one of {INT8_RUNTIMES}. Received: int8_runtime={int8_runtime!r}")
+        self.precision, self.int8_runtime = precision, int8_runtime
         self.generators: dict[int, object] = {}
         for model in (generator, generator_1img):
             if model is not None:
@@ -147,14 +149,8 @@ class Speech2Vid:
         batch_size = int(batch_size or self.batch_size)
         key = (identity_images, batch_size)
         if key not in self._engines and self.precision == "int8":
-            from keras_speech2vid.export.int8 import int8_model_path  # made once, then cached on disk
-
-            def model_path(deblur, generator=self.generators[identity_images]):
-                return int8_model_path(generator, self.deblurrer, deblur=deblur,
-                                       notify=lambda m: print(f"speech2vid: {m}", file=sys.stderr, flush=True))
-
-            self._engines[key] = OnnxFrameEngine(self.generators[identity_images], self.deblurrer,
-                                                 model_path=model_path, batch_size=batch_size)
+            self._engines[key] = int8_engine(self.generators[identity_images], self.deblurrer,
+                                             batch_size=batch_size, runtime=self.int8_runtime)
         if key not in self._engines:
             self._engines[key] = FrameEngine(self.generators[identity_images], self.deblurrer, batch_size=batch_size,
                                              jit_compile=self.jit_compile, cache_identity=self.cache_identity)

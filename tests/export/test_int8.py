@@ -46,7 +46,7 @@ def test_every_convolution_of_the_int8_file_has_int8_weights(quantised):
 
 def test_int8_frames_match_float32_on_held_out_real_inputs(models, quantised, real_feeds):
     from keras_speech2vid.export.int8 import check_int8
-    from keras_speech2vid.inference.onnx_engine import onnx_session
+    from keras_speech2vid.inference.int8_engine import onnx_session
 
     value = check_int8(*models, quantised, real_feeds)
     assert value >= 35.0
@@ -62,7 +62,7 @@ def test_int8_frames_match_float32_on_held_out_real_inputs(models, quantised, re
 def test_int8_frames_equal_the_full_generator_with_identity_from_onnx(models, quantised, tmp_path):
     """The exported pair (identity encoder, int8 frame graph) gives the Keras generator + deblurrer frames."""
     from keras_speech2vid.export.int8 import IDENTITY_INPUTS, export_identity_onnx, psnr
-    from keras_speech2vid.inference.onnx_engine import onnx_session
+    from keras_speech2vid.inference.int8_engine import onnx_session
     from tests.export.conftest import sample_inputs
 
     path = export_identity_onnx(models[0], tmp_path / "identity_encoder.onnx")
@@ -105,7 +105,7 @@ def test_speech2vid_int8_generates_the_float32_frames(models, quantised, monkeyp
     faces = [read_image(p) for p in sorted((DATA / "faceimg1").glob("*.png"))]
     wave = np.sin(np.linspace(0, 900, 16000)).astype(np.float32) * 0.3
     fp32 = np.stack(list(Speech2Vid(models[0], deblurrer=models[1]).generate(faces, wave, aligned=True)))
-    s2v = Speech2Vid(models[0], deblurrer=models[1], precision="int8", batch_size=8)
+    s2v = Speech2Vid(models[0], deblurrer=models[1], precision="int8", batch_size=8, int8_runtime="onnxruntime")
     int8 = np.stack(list(s2v.generate(faces, wave, aligned=True)))
     assert int8.shape == fp32.shape == (25, 109, 109, 3) and int8.dtype == np.uint8
     assert I.psnr(int8 / 255.0, fp32 / 255.0) >= 35.0
@@ -136,7 +136,8 @@ def test_cli_exports_int8(models, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_weights_int8_on_the_authors_faces(tmp_path, monkeypatch):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "tflite"])
+def test_demo_weights_int8_on_the_authors_faces(runtime, tmp_path, monkeypatch):
     """The bundled weights: int8 against fp32 on the authors' faces speaking real speech (PSNR, mouth opening)."""
     from keras_speech2vid.evaluation import metrics as M
     from keras_speech2vid.export.int8 import psnr
@@ -144,8 +145,8 @@ def test_demo_weights_int8_on_the_authors_faces(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SPEECH2VID_CACHE", str(tmp_path))
     faces = sorted((DATA / "faceimg1").glob("*.png"))
-    runs = {p: np.stack(list(Speech2Vid.load(precision=p).generate(faces, DATA / "transcript.mp3")))
-            for p in ("fp32", "int8")}
+    loaded = {p: Speech2Vid.load(precision=p, int8_runtime=runtime) for p in ("fp32", "int8")}
+    runs = {p: np.stack(list(s2v.generate(faces, DATA / "transcript.mp3"))) for p, s2v in loaded.items()}
     assert psnr(runs["int8"] / 255.0, runs["fp32"] / 255.0) >= 35.0
     aperture = {p: np.array([M.mouth_aperture(M.face_landmarks(f)[0]) for f in fr]) for p, fr in runs.items()}
     assert abs(aperture["int8"].std() / aperture["fp32"].std() - 1) <= 0.05
