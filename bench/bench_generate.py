@@ -1,7 +1,7 @@
 """Generation speed and memory: frames/s and real-time factor of the frame engine, peak RSS vs audio length.
 
     python bench/bench_generate.py                       # paper preset, all sections
-    python bench/bench_generate.py --preset demo --tflite --skip-memory   # the bundled weights, int8 quality
+    python bench/bench_generate.py --preset demo --tflite --quality --skip-memory   # the bundled weights, int8 quality
     python bench/bench_generate.py --only-memory --long-seconds 600
 
 First this machine's fp32 matmul ceiling (NumPy and TF), without which no figure below travels.
@@ -16,6 +16,10 @@ configuration rotating (`_common.interleaved`), and the medians are reported, so
 flip a ratio. Reported: frames/s, ×RT (seconds of 25 fps video per second of compute) and the speed-up
 over the fp32 base; the cache, deblurrer, XLA and int8 ratios; PSNR of int8 frames against fp32 on the
 authors' faces speaking real speech (meaningful with ``--preset demo``).
+
+Quality (``--quality``): the bundled weights on the authors' faces speaking real speech, each int8 runtime
+against fp32: PSNR, the landmark mouth opening's spread (ratio to fp32) and correlation with fp32, and the
+pixel temporal std of the mouth and the upper face (`evaluation.metrics.mouth_motion`).
 
 End to end (``generate_video``: MFCC, model, H.264 encoding, muxing; photo tests/data/obama.jpg):
 fp32, int8 in onnxruntime and (``--tflite``) int8 in TFLite; the 109×109 face pipelined (the model in a
@@ -206,6 +210,33 @@ def bench_end_to_end(preset: str, rounds: int, seconds: float, tflite: bool) -> 
               f"x{times[f'{variant} 109x109 face, not pipelined'] / times[f'{variant} 109x109 face']:.2f}")
 
 
+def bench_quality(runtimes) -> None:
+    """The bundled weights on the authors' faces (tests/data/faceimg1) speaking tests/data/transcript.mp3:
+    each int8 runtime against fp32, the figures of the int8 acceptance (PSNR, the landmark mouth opening's
+    spread and correlation) and the pixel temporal std of mouth and upper face (quantisation shimmer)."""
+    import numpy as np
+
+    from keras_speech2vid.evaluation import metrics as M
+    from keras_speech2vid.export.int8 import psnr
+    from keras_speech2vid.inference import Speech2Vid
+
+    faces = sorted((DATA / "faceimg1").glob("*.png"))
+    runs = {"fp32": Speech2Vid.load()}
+    runs.update({f"int8 {r}": Speech2Vid.load(precision="int8", int8_runtime=r) for r in runtimes})
+    frames = {name: np.stack(list(s2v.generate(faces, DATA / "transcript.mp3"))) for name, s2v in runs.items()}
+    aperture = {n: np.array([M.mouth_aperture(M.face_landmarks(f)[0]) for f in fr]) for n, fr in frames.items()}
+    motion = {n: M.mouth_motion(fr) for n, fr in frames.items()}
+    print(f"\n== quality: demo weights, faceimg1 + transcript.mp3 ({len(frames['fp32'])} frames) ==")
+    print(f"{'':22s} {'PSNR vs fp32':>12s} {'aperture std':>13s} {'x fp32':>7s} {'r fp32':>7s} "
+          f"{'mouth px std':>13s} {'x fp32':>7s} {'upper face':>11s}")
+    for name in frames:
+        value = "-" if name == "fp32" else f"{psnr(frames[name] / 255.0, frames['fp32'] / 255.0):.1f} dB"
+        print(f"{name:22s} {value:>12s} "
+              f"{aperture[name].std():13.4f} {aperture[name].std() / aperture['fp32'].std():7.3f} "
+              f"{np.corrcoef(aperture[name], aperture['fp32'])[0, 1]:7.3f} {motion[name][0]:13.2f} "
+              f"{motion[name][0] / motion['fp32'][0]:7.3f} {motion[name][1]:11.2f}")
+
+
 def ceiling() -> None:
     """This machine's float32 matmul rate (NumPy/BLAS and TF): the context every figure above needs."""
     import numpy as np
@@ -280,6 +311,8 @@ def main(argv=None) -> int:
     p.add_argument("--e2e-seconds", type=float, default=5.0, help="speech for the end-to-end runs (default: 5)")
     p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--skip-speed", action="store_true", help="skip the model-only section")
+    p.add_argument("--quality", action="store_true",
+                   help="also the int8 quality figures on the authors' faces (the bundled weights)")
     p.add_argument("--memory-preset", default="tiny", help="model preset for the memory section (default: tiny)")
     p.add_argument("--long-seconds", type=float, default=600, help="long audio for the memory section (default: 600)")
     p.add_argument("--skip-memory", action="store_true")
@@ -296,6 +329,8 @@ def main(argv=None) -> int:
     if not args.only_memory:
         if not args.skip_speed:
             bench_speed(args.preset, args.frames, args.rounds, args.tflite)
+        if args.quality:
+            bench_quality(["onnxruntime", "tflite"] if args.tflite else ["onnxruntime"])
         if not args.skip_e2e:
             bench_end_to_end(args.preset, args.rounds, args.e2e_seconds, args.tflite)
     if not args.skip_memory:

@@ -626,15 +626,10 @@ def _import_tensorflow_quietly():
     """Import TF with native stderr muted: its start-up banner comes before any log setting applies."""
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return  # no TF (the GPU machine): the commands that need none still run
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    from keras_speech2vid.io import native_stderr_muted
+
+    with native_stderr_muted():
+        import tensorflow  # noqa: F401
 
 
 def _interrupt(signum, frame):

@@ -289,6 +289,23 @@ def check_outfile(outfile, inputs=()) -> Path:
 
 
 @contextlib.contextmanager
+def native_stderr_muted():
+    """Mute what native code (TF's C++ banners, the TFLite converter) writes to fd 2; Python exceptions
+    still carry their messages."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def atomic_path(outfile, suffix: str | None = None):
     """Yield a temporary path beside `outfile`; rename it onto `outfile` only on success (and not after
     an interrupt, see `mark_interrupted`)."""

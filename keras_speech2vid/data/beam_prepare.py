@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -164,12 +165,24 @@ def staged_job(job: tuple) -> str:
         if status == "ok":
             _upload(local_out / entry["record"], _join(out_url, entry["record"]))
         _upload(local_out / "videos" / f"{entry['video_id']}.json", _join(out_url, "videos", f"{entry['video_id']}.json"))
+    _report(status, entry)
     return entry["video_id"]
+
+
+def _report(status: str, entry: dict) -> None:
+    """Progress: one line per video on the worker's stderr, and Beam counters (shown by Dataflow, Flink)."""
+    from apache_beam.metrics import Metrics
+
+    Metrics.counter("speech2vid", f"videos_{status}").inc()
+    if status == "ok":  # a skipped video is logged with its reason by save_result
+        print(f"speech2vid prepare: {entry['video_id']}: {len(entry['tracks'])} tracks", file=sys.stderr, flush=True)
 
 
 def local_job(job: tuple) -> str:
     status, entry = _job(job)
-    return save_result(Path(job[1]), status, entry)
+    save_result(Path(job[1]), status, entry)
+    _report(status, entry)
+    return entry["video_id"]
 
 
 def _remote_manifest(out_url: str, config: PrepareConfig, speakers, val_groups) -> dict:

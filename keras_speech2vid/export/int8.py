@@ -10,15 +10,16 @@ float32. The file ``frame_int8.onnx`` has the inputs
 
 and the output ``frame`` (B, 109, 109, 3), float32.
 
-How (measured in ``bench/bench_generate.py``): onnxruntime's static quantisation in QDQ form, int8
-weights per output channel in 7 bits (``reduce_range``: no int16 saturation in the u8×s8 kernels of
-CPUs without VNNI), uint8 activations with min/max ranges calibrated on real windows and faces. It beat
-TFLite's full-integer conversion of the same graph (×2.9 against ×1.9 the Keras fp32 speed on a 2-core
-AVX2 EPYC), so it is the one kept. Leaving the decoder's full-resolution convolutions in float32 halves
-the frame-to-frame quantisation noise but costs a third of the gain; the landmark mouth opening moves
-the same either way (within 1 % of fp32), so all of the graph is quantised. The calibration set is the bundled demo face
-(four photometric/mirror variants, so one face does not set the identity ranges alone) speaking the
-bundled demo speech; pass your own faces and audio to `quantize_frame_model` to calibrate on your data.
+How: onnxruntime's static quantisation in QDQ form, int8 weights per output channel in 7 bits
+(``reduce_range``: no int16 saturation in the u8×s8 kernels of CPUs without VNNI), uint8 activations
+with min/max ranges calibrated on real windows and faces. TFLite's full-integer conversion of the same
+graph is the other runtime (`keras_speech2vid.export.tflite`); which one is faster depends on the CPU,
+and ``--int8-runtime auto`` picks by it (`inference.int8_engine.default_int8_runtime`). Leaving the
+decoder's full-resolution convolutions in float32 halves the frame-to-frame quantisation noise but
+costs a third of the gain; the landmark mouth opening moves the same either way (within 1 % of fp32),
+so all of the graph is quantised. The calibration set is the bundled demo face (four photometric/mirror
+variants, so one face does not set the identity ranges alone) speaking the bundled demo speech; pass
+your own faces and audio to `quantize_frame_model` to calibrate on your data.
 
 `int8_model_path` makes the file once per set of weights and caches it under `cache_dir()`
 (``$SPEECH2VID_CACHE``, else ``$XDG_CACHE_HOME/keras_speech2vid``, else ``~/.cache/keras_speech2vid``),

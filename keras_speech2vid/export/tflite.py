@@ -28,7 +28,7 @@ def convert_frame_tflite(generator, deblurrer, path, *, deblur: bool = True, bat
 
     from keras_speech2vid.export.int8 import _engine, calibration_feeds, frame_specs
     from keras_speech2vid.inference.engine import IDENTITY_INPUTS
-    from keras_speech2vid.io import atomic_path
+    from keras_speech2vid.io import atomic_path, native_stderr_muted
 
     engine = _engine(generator, deblurrer)
     deblur = bool(deblur and deblurrer is not None)
@@ -50,7 +50,7 @@ def convert_frame_tflite(generator, deblurrer, path, *, deblur: bool = True, bat
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), native_stderr_muted():  # the converter's own log lines
         warnings.simplefilter("ignore")
         content = converter.convert()
     path = Path(path)

@@ -36,10 +36,13 @@ class OnnxFrameEngine(FrameEngine):
         self._model_path = model_path
         self._sessions: dict[bool, object] = {}
 
+    def _open(self, path):
+        return onnx_session(path)
+
     def session(self, deblur: bool):
         deblur = bool(deblur and self.deblurrer is not None)
         if deblur not in self._sessions:
-            self._sessions[deblur] = onnx_session(self._model_path(deblur))
+            self._sessions[deblur] = self._open(self._model_path(deblur))
         return self._sessions[deblur]
 
     def run(self, windows: np.ndarray, identity, deblur: bool = True) -> np.ndarray:
@@ -54,13 +57,10 @@ class OnnxFrameEngine(FrameEngine):
 class TfliteFrameEngine(OnnxFrameEngine):
     """`OnnxFrameEngine` with a TFLite file (`keras_speech2vid.export.tflite`): fixed batch, last one padded."""
 
-    def session(self, deblur: bool):
+    def _open(self, path):
         from keras_speech2vid.export.tflite import tflite_runner
 
-        deblur = bool(deblur and self.deblurrer is not None)
-        if deblur not in self._sessions:
-            self._sessions[deblur] = tflite_runner(self._model_path(deblur))
-        return self._sessions[deblur]
+        return tflite_runner(path)
 
     def run(self, windows: np.ndarray, identity, deblur: bool = True) -> np.ndarray:
         n = len(windows)
