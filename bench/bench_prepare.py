@@ -1,4 +1,5 @@
-"""`prepare` throughput in videos/s: the local path, and Beam's DirectRunner with 1 and 2 workers.
+"""`prepare` throughput in videos/s: the local path (1 and 2 processes), and Beam's DirectRunner with 1
+and 2 workers.
 
     python bench/bench_prepare.py [--videos N] [--rounds 3] [--sync]
 
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
 
         runs = {
             "local, 1 process": run("local", lambda out: prepare(clips, out, config, progress=False)),
+            "local, 2 processes": run("local2", lambda out: prepare(clips, out, config, workers=2, progress=False)),
             "Beam DirectRunner, 1 worker": run("beam1", lambda out: prepare_beam(clips, out, config, workers=1)),
             "Beam DirectRunner, 2 workers": run("beam2", lambda out: prepare_beam(clips, out, config, workers=2)),
         }

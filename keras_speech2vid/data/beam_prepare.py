@@ -25,8 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from keras_speech2vid.data.prepare import (VIDEO_EXTENSIONS, PrepareConfig, _job, _syncnet, plan_jobs,
-                                           save_result, video_id, write_manifest)
+from keras_speech2vid.data.prepare import (VIDEO_EXTENSIONS, PrepareConfig, _job, _syncnet, check_unique_names,
+                                           plan_jobs, save_result, video_id, write_manifest)
 from keras_speech2vid.errors import Speech2VidError
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,7 @@ def plan_remote_jobs(inputs: Iterable[str], out_url: str, config: PrepareConfig)
     videos = find_remote_videos(inputs)
     if not videos:
         raise Speech2VidError(f"{', '.join(map(str, inputs))}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    check_unique_names(videos)
     stale = [p for folder in ("records", "videos") for p in _list(_join(out_url, folder, ".*"))]
     if stale:
         FileSystems.delete(stale)

@@ -345,6 +345,15 @@ def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None =
     return manifest
 
 
+def check_unique_names(videos) -> None:
+    """Video ids are file stems: two videos of one name would share a shard."""
+    ids: dict = {}
+    for v in videos:
+        if video_id(Path(v)) in ids:
+            raise Speech2VidError(f"{v}: same name as {ids[video_id(Path(v))]}; video names must be unique")
+        ids[video_id(Path(v))] = v
+
+
 def plan_jobs(inputs: Iterable, out_dir: Path, config: PrepareConfig, shard: tuple[int, int] = (0, 1)) -> list[tuple]:
     """The `_job` arguments of this shard's videos that are not finished (and of finished ones that this
     SyncNet has not measured). Makes the output folders and removes the temporaries of a killed run."""
@@ -361,11 +370,7 @@ def plan_jobs(inputs: Iterable, out_dir: Path, config: PrepareConfig, shard: tup
     videos = find_videos(inputs)
     if inputs and not videos:
         raise Speech2VidError(f"{', '.join(map(str, inputs))}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
-    ids: dict[str, Path] = {}
-    for v in videos:
-        if video_id(v) in ids:
-            raise Speech2VidError(f"{v}: same name as {ids[video_id(v)]}; video names must be unique")
-        ids[video_id(v)] = v
+    check_unique_names(videos)
     mine = [v for v in videos if int(stable_hash("shard:" + video_id(v)) * 1e9) % count == index]
     todo = [v for v in mine if not (out_dir / "videos" / f"{video_id(v)}.json").exists()]
     jobs = [(str(v), str(out_dir), config, None) for v in todo]

@@ -194,3 +194,10 @@ def test_a_url_without_its_filesystem_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.endswith("nosuchscheme://bucket/data: no Beam filesystem for nosuchscheme://"), err
+
+
+def test_without_beam_installed_the_runner_says_which_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # import fails as if not installed
+    assert main(["prepare", str(CLIPS[2]), "--out", str(tmp_path / "d"), "--runner", "direct"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "keras_speech2vid[beam]" in err, err
