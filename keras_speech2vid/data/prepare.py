@@ -271,6 +271,18 @@ def prepare_video(path: Path, out_dir: Path, config: PrepareConfig) -> dict:
     return sync_entry(entry, {t: (np.asarray(v[0]), np.stack(v[2])) for t, v in kept.items()}, mfcc, config)
 
 
+def worker_threads_env(workers: int, cpus: int | None = None) -> dict[str, str]:
+    """Thread counts for each of `workers` worker processes on this machine: its share of the cores. Left
+    to themselves, each worker's TF and OpenMP take every core, and on 2 cores two workers ran at 0.59x
+    one process; with one thread each they ran at 1.4x (`bench/bench_prepare.py`)."""
+    share = str(max(1, (cpus or os.cpu_count() or 1) // max(1, workers)))
+    return {"TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": share}
+
+
+def _init_worker(env: dict) -> None:
+    os.environ.update(env)  # before the worker imports TensorFlow (spawned: a fresh interpreter)
+
+
 def _job(args) -> tuple[str, dict]:
     path, out_dir, config, finished = args
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -406,7 +418,7 @@ def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), 
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        pool = mp.get_context("spawn").Pool(workers)
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(worker_threads_env(workers),))
         results = pool.imap_unordered(_job, jobs)
     else:
         pool = None

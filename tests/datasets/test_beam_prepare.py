@@ -51,7 +51,9 @@ def test_direct_runner_options():
 def test_two_worker_direct_runner_gives_the_local_records_and_manifest(prepared, tmp_path):
     local, local_manifest = prepared
     inputs = CLIPS + [DATA / "obama.jpg", DATA / "transcript.mp3"]  # as `prepared`: two must be skipped
+    before = dict(os.environ)
     manifest = prepare_beam(inputs, tmp_path, STAGE_I, runner="direct", workers=2, val_groups=VAL)
+    assert dict(os.environ) == before  # the workers' thread settings do not stay in the driver
     assert manifest == local_manifest
     assert len(manifest["videos"]) == 3 and len(manifest["skipped"]) == 2
     assert decoded_records(tmp_path, manifest) == decoded_records(local, local_manifest)

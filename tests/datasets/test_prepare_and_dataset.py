@@ -213,3 +213,12 @@ def test_a_small_set_always_gets_a_validation_group(prepared, tmp_path):
     manifest = write_manifest(copy, PrepareConfig(val_fraction=fraction, sync=False))
     assert sum(v["split"] == "val" for v in manifest["videos"]) == 1
     assert write_manifest(copy, STAGE_I)["totals"]["val"]["videos"] == 0  # --val-fraction 0: none, as asked
+
+
+def test_parallel_workers_share_the_cores():
+    from keras_speech2vid.data.prepare import worker_threads_env
+
+    assert worker_threads_env(2, cpus=2) == {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+                                             "OMP_NUM_THREADS": "1"}
+    assert worker_threads_env(4, cpus=16)["TF_NUM_INTRAOP_THREADS"] == "4"
+    assert worker_threads_env(8, cpus=2)["OMP_NUM_THREADS"] == "1"  # never 0
