@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from keras_speech2vid.data.prepare import (VIDEO_EXTENSIONS, PrepareConfig, _job, _syncnet, check_unique_names,
-                                           plan_jobs, save_result, video_id, worker_threads_env, write_manifest)
+                                           plan_jobs, save_result, video_id, workers_share_cores, write_manifest)
 from keras_speech2vid.errors import Speech2VidError
 
 log = logging.getLogger(__name__)
@@ -220,17 +219,8 @@ def prepare_beam(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfi
     else:
         jobs = plan_jobs(inputs, Path(out_dir), config, shard)
     log.info("beam: %d videos to prepare or measure on %s", len(jobs), RUNNERS[runner])
-    env = worker_threads_env(workers) if runner == "direct" and workers > 1 else {}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the DirectRunner's worker processes inherit the driver's environment
-    try:
+    with workers_share_cores(workers if runner == "direct" else 1):  # the DirectRunner's worker processes
         _run(beam, options, jobs, stage)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     if is_url(out_dir):
         return _remote_manifest(str(out_dir), config, speakers, val_groups)
     return write_manifest(Path(out_dir), config, speakers, val_groups)

@@ -34,6 +34,7 @@ that differs from the measured one) is kept by later runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -279,8 +280,21 @@ def worker_threads_env(workers: int, cpus: int | None = None) -> dict[str, str]:
     return {"TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": share}
 
 
-def _init_worker(env: dict) -> None:
-    os.environ.update(env)  # before the worker imports TensorFlow (spawned: a fresh interpreter)
+@contextlib.contextmanager
+def workers_share_cores(workers: int):
+    """`worker_threads_env` in this process's environment while worker processes start (they inherit it;
+    set inside a started worker it comes too late: NumPy's BLAS has read it at import), then restored."""
+    env = worker_threads_env(workers) if workers > 1 else {}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _job(args) -> tuple[str, dict]:
@@ -418,7 +432,8 @@ def prepare(inputs: Iterable, out_dir, config: PrepareConfig = PrepareConfig(), 
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(worker_threads_env(workers),))
+        with workers_share_cores(workers):
+            pool = mp.get_context("spawn").Pool(workers)
         results = pool.imap_unordered(_job, jobs)
     else:
         pool = None
