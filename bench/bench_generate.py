@@ -115,8 +115,8 @@ def bench_speed(preset: str, frames: int, rounds: int, tflite: bool) -> None:
         "fp32 identity cache off (batch 32)": (dict(base, batch_size=32, cache_identity=False), True),
     }
     engines = {name: FrameEngine(generator, deblurrer if deblur else None, **cfg) for name, (cfg, deblur) in fp32.items()}
-    from keras_speech2vid.export.int8 import export_frame_onnx
-    from keras_speech2vid.inference.int8_engine import OnnxFrameEngine, int8_engine
+    from keras_speech2vid.export.int8 import export_frame_onnx, int8_engine
+    from keras_speech2vid.inference.int8_engine import OnnxFrameEngine
 
     for batch in (8, 16):
         engines[f"int8 onnxruntime, batch {batch}"] = int8_engine(generator, deblurrer, batch_size=batch,

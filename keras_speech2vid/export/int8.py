@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from keras_speech2vid.errors import Speech2VidError
-from keras_speech2vid.inference.engine import IDENTITY_INPUTS
+from keras_speech2vid.export.calibration import _engine, calibration_feeds, frame_specs  # noqa: F401 (API)
+from keras_speech2vid.inference.engine import DEFAULT_BATCH, IDENTITY_INPUTS
 
 #: Quantisation recipe version: part of the cache key, so a changed recipe never reuses an old file.
 RECIPE = "qdq-minmax-perchannel-u8s8-reduced-v1"
@@ -65,23 +67,6 @@ def weights_key(generator, deblurrer=None, deblur: bool = True, recipe: str = RE
     return h.hexdigest()[:16]
 
 
-def _engine(generator, deblurrer, batch_size: int = 1):
-    from keras_speech2vid.inference.engine import FrameEngine
-
-    return FrameEngine(generator, deblurrer, batch_size=batch_size)
-
-
-def frame_specs(engine) -> list:
-    """The named TensorSpecs of the per-frame graph: audio windows (dynamic batch), identity tensors (batch 1)."""
-    import tensorflow as tf
-
-    audio = engine.audio_encoder.input
-    specs = [tf.TensorSpec((None, *audio.shape[1:]), tf.float32, name=engine.audio_front_end)]
-    for name, tensor in zip(IDENTITY_INPUTS, engine.identity_encoder.outputs):
-        specs.append(tf.TensorSpec((1, *tensor.shape[1:]), tf.float32, name=name))
-    return specs
-
-
 def export_frame_onnx(generator, deblurrer, path, *, deblur: bool = True) -> Path:
     """The float32 per-frame graph (audio encoder + decoder [+ deblurrer], identity cached) as ONNX at `path`."""
     from keras_speech2vid.export.onnx import function_to_onnx
@@ -93,48 +78,6 @@ def export_frame_onnx(generator, deblurrer, path, *, deblur: bool = True) -> Pat
         return {"frame": engine._cached_impl(windows, embedding, skip_53, skip_26, skip_12, deblur)}
 
     return function_to_onnx(call, frame_specs(engine), path, what=f"{generator.name} per-frame graph")
-
-
-def _variants(face: np.ndarray) -> list[np.ndarray]:
-    """The face, mirrored, darker and brighter: identity ranges from more than one rendering of one face."""
-    f = face.astype(np.float32)
-    return [face, face[:, ::-1], np.clip(f * 0.8, 0, 255).astype(np.uint8),
-            np.clip(f * 1.15 + 10, 0, 255).astype(np.uint8)]
-
-
-def calibration_feeds(generator, deblurrer=None, faces=None, audio=None, *, windows: int = 96,
-                      batch: int = 8) -> list[dict[str, np.ndarray]]:
-    """Representative inputs of the per-frame graph: real speech windows with real identities.
-
-    `faces`: aligned 112×112 RGB uint8 faces, or None for the bundled demo face (aligned here) in four
-    variants; `audio`: a media path or 16 kHz waveform, or None for the bundled demo speech. Each identity
-    is paired with its own run of `windows` consecutive windows, in batches of `batch`.
-    """
-    from keras_speech2vid.inference.inputs import fit_faces, load_audio
-
-    engine = _engine(generator, deblurrer)
-    if faces is None or audio is None:
-        from keras_speech2vid.inference.demo import demo_files
-        from keras_speech2vid.inference.inputs import _align_still
-        from keras_speech2vid.io import read_image
-
-        face_path, speech_path = demo_files()
-        if faces is None:
-            faces = _variants(_align_still(read_image(face_path), source=str(face_path)).face)
-        audio = speech_path if audio is None else audio
-    wave = load_audio(audio, 16000)
-    from keras_speech2vid.audio import num_video_frames
-
-    total = num_video_frames(len(wave), 25.0)
-    all_windows = np.concatenate(list(engine.iter_windows(wave, 25.0, None, 0.0, None, total)))
-    feeds = []
-    for i, face in enumerate(faces):
-        identity = [np.asarray(t) for t in engine.encode_identity(fit_faces([face], engine.identity_images))]
-        start = (i * windows) % max(len(all_windows) - windows, 1)
-        run = all_windows[start:start + windows]
-        for j in range(0, len(run), batch):
-            feeds.append({engine.audio_front_end: run[j:j + batch], **dict(zip(IDENTITY_INPUTS, identity))})
-    return feeds
 
 
 def quantize_frame_model(generator, deblurrer, path, *, deblur: bool = True, faces=None, audio=None) -> Path:
@@ -206,7 +149,7 @@ def check_int8(generator, deblurrer, path, feeds, *, deblur: bool = True, min_ps
     `feeds`; raises below `min_psnr`."""
     engine = _engine(generator, deblurrer)
     if Path(path).suffix == ".tflite":
-        from keras_speech2vid.export.tflite import tflite_runner
+        from keras_speech2vid.inference.int8_engine import tflite_runner
 
         runner = tflite_runner(path)
 
@@ -256,3 +199,23 @@ def export_int8(generator, deblurrer, out_dir, *, deblur: bool = True) -> dict[s
     frame_path = quantize_frame_model(generator, deblurrer, out_dir / "frame_int8.onnx", deblur=deblur)
     value = check_int8(generator, deblurrer, frame_path, calibration_feeds(generator, deblurrer)[:4], deblur=deblur)
     return {"identity_encoder": {"path": identity_path}, "frame_int8": {"path": frame_path, "psnr": value}}
+
+
+def int8_engine(generator, deblurrer=None, *, batch_size: int = DEFAULT_BATCH, runtime: str = "auto"):
+    """An int8 frame engine of these weights in `runtime` ("auto", "onnxruntime" or "tflite"; see
+    `inference.int8_engine`); its file is made on first use and cached (`int8_model_path`)."""
+    from keras_speech2vid.inference.int8_engine import (INT8_RUNTIMES, OnnxFrameEngine, TfliteFrameEngine,
+                                                        default_int8_runtime)
+
+    if runtime not in INT8_RUNTIMES:
+        raise ValueError(f"int8 runtime must be one of {INT8_RUNTIMES}. Received: {runtime!r}")
+    runtime = default_int8_runtime() if runtime == "auto" else runtime
+
+    def model_path(deblur):
+        return int8_model_path(generator, deblurrer, deblur=deblur, runtime=runtime, batch_size=batch_size,
+                               notify=lambda m: print(f"speech2vid: {m}", file=sys.stderr, flush=True))
+
+    engine_class = TfliteFrameEngine if runtime == "tflite" else OnnxFrameEngine
+    engine = engine_class(generator, deblurrer, model_path=model_path, batch_size=batch_size)
+    engine.runtime = runtime
+    return engine

@@ -5,16 +5,14 @@ Which is faster depends on the CPU (`bench/bench_generate.py --tflite`, interlea
 on a 2-core AMD EPYC with AVX512-VNNI, TFLite ran at ×4.0 the Keras fp32 speed against ×2.8 for
 onnxruntime; on one with AVX2 only, ×1.8 against ×2.4. Both are about 40.7 dB from float32 on the
 authors' faces. The graph and its inputs are those of `int8.frame_specs`, except that the batch is fixed
-(XNNPACK plans one shape): the engine pads the last batch.
+(XNNPACK plans one shape): the engine pads the last batch. The file runs through
+`inference.int8_engine.tflite_runner`.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
-
-import numpy as np
 
 #: Part of the cache key of a TFLite file (with the weights, the batch and the graph choice).
 TFLITE_RECIPE = "tflite-full-int8-minmax-v1"
@@ -26,7 +24,7 @@ def convert_frame_tflite(generator, deblurrer, path, *, deblur: bool = True, bat
     `int8.calibration_feeds` (the bundled demo face and speech unless `faces` / `audio` are given)."""
     import tensorflow as tf
 
-    from keras_speech2vid.export.int8 import _engine, calibration_feeds, frame_specs
+    from keras_speech2vid.export.calibration import _engine, calibration_feeds, frame_specs
     from keras_speech2vid.inference.engine import IDENTITY_INPUTS
     from keras_speech2vid.io import atomic_path, native_stderr_muted
 
@@ -57,32 +55,3 @@ def convert_frame_tflite(generator, deblurrer, path, *, deblur: bool = True, bat
     with atomic_path(path, suffix=".tmp") as tmp:
         tmp.write_bytes(content)
     return path
-
-
-def tflite_runner(path, threads: int | None = None):
-    """A callable ``(windows=..., embedding=..., skip_53=..., skip_26=..., skip_12=...) -> {"frame": ...}``
-    of the TFLite file at `path` (one call at a time: the interpreter holds the tensors): LiteRT's interpreter when `ai-edge-litert` is installed, else TF's
-    (deprecated in TF 2.21 but present; its warning is silenced)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
-    interpreter.allocate_tensors()
-    inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
-    [output] = interpreter.get_output_details()
-
-    def run(**feeds):
-        if set(feeds) != set(inputs):
-            raise ValueError(f"{path}: the inputs are {sorted(inputs)}. Received: {sorted(feeds)}")
-        for name, value in feeds.items():
-            interpreter.set_tensor(inputs[name], np.ascontiguousarray(value, np.float32))
-        interpreter.invoke()
-        return {"frame": interpreter.get_tensor(output["index"]).copy()}
-
-    run.interpreter = interpreter  # keeps it alive with the runner
-    return run

@@ -51,7 +51,7 @@ import numpy as np
 from keras_speech2vid.config import AudioConfig
 from keras_speech2vid.errors import ImageError, MediaError, NoFaceError
 from keras_speech2vid.inference.engine import DEFAULT_BATCH, FrameEngine
-from keras_speech2vid.inference.int8_engine import INT8_RUNTIMES, int8_engine
+from keras_speech2vid.inference.int8_engine import INT8_RUNTIMES
 from keras_speech2vid.models.generator import identity_images as _identity_images
 from keras_speech2vid.inference.inputs import (
     Background,
@@ -149,6 +149,8 @@ class Speech2Vid:
         batch_size = int(batch_size or self.batch_size)
         key = (identity_images, batch_size)
         if key not in self._engines and self.precision == "int8":
+            from keras_speech2vid.export.int8 import int8_engine  # the quantised file: made once, cached
+
             self._engines[key] = int8_engine(self.generators[identity_images], self.deblurrer,
                                              batch_size=batch_size, runtime=self.int8_runtime)
         if key not in self._engines:

@@ -3,7 +3,8 @@ in onnxruntime or TFLite (``--int8-runtime``; "auto" picks by CPU, see `default_
 
 from __future__ import annotations
 
-import sys
+import os
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -20,6 +21,35 @@ def onnx_session(path, threads: int | None = None):
     if threads:
         options.intra_op_num_threads = int(threads)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def tflite_runner(path, threads: int | None = None):
+    """A callable ``(windows=..., embedding=..., skip_53=..., skip_26=..., skip_12=...) -> {"frame": ...}``
+    of the TFLite file at `path` (one call at a time: the interpreter holds the tensors): LiteRT's interpreter when `ai-edge-litert` is installed, else TF's
+    (deprecated in TF 2.21 but present; its warning is silenced). Made by `export.tflite`."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
+    interpreter.allocate_tensors()
+    inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
+    [output] = interpreter.get_output_details()
+
+    def run(**feeds):
+        if set(feeds) != set(inputs):
+            raise ValueError(f"{path}: the inputs are {sorted(inputs)}. Received: {sorted(feeds)}")
+        for name, value in feeds.items():
+            interpreter.set_tensor(inputs[name], np.ascontiguousarray(value, np.float32))
+        interpreter.invoke()
+        return {"frame": interpreter.get_tensor(output["index"]).copy()}
+
+    run.interpreter = interpreter  # keeps it alive with the runner
+    return run
 
 
 class OnnxFrameEngine(FrameEngine):
@@ -58,8 +88,6 @@ class TfliteFrameEngine(OnnxFrameEngine):
     """`OnnxFrameEngine` with a TFLite file (`keras_speech2vid.export.tflite`): fixed batch, last one padded."""
 
     def _open(self, path):
-        from keras_speech2vid.export.tflite import tflite_runner
-
         return tflite_runner(path)
 
     def run(self, windows: np.ndarray, identity, deblur: bool = True) -> np.ndarray:
@@ -87,21 +115,3 @@ def default_int8_runtime(cpuinfo: str | None = None) -> str:
             cpuinfo = ""
     flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
     return "tflite" if {"avx512_vnni", "avx_vnni"} & set(flags) else "onnxruntime"
-
-
-def int8_engine(generator, deblurrer=None, *, batch_size: int = DEFAULT_BATCH, runtime: str = "auto"):
-    """An int8 frame engine of these weights in `runtime` (one of INT8_RUNTIMES); its file is made on first
-    use and cached (`keras_speech2vid.export.int8.int8_model_path`)."""
-    if runtime not in INT8_RUNTIMES:
-        raise ValueError(f"int8 runtime must be one of {INT8_RUNTIMES}. Received: {runtime!r}")
-    runtime = default_int8_runtime() if runtime == "auto" else runtime
-    from keras_speech2vid.export.int8 import int8_model_path
-
-    def model_path(deblur):
-        return int8_model_path(generator, deblurrer, deblur=deblur, runtime=runtime, batch_size=batch_size,
-                               notify=lambda m: print(f"speech2vid: {m}", file=sys.stderr, flush=True))
-
-    engine_class = TfliteFrameEngine if runtime == "tflite" else OnnxFrameEngine
-    engine = engine_class(generator, deblurrer, model_path=model_path, batch_size=batch_size)
-    engine.runtime = runtime
-    return engine

@@ -20,7 +20,7 @@ def tflite_file(models, tmp_path_factory):
 
 
 def test_weights_and_activations_are_int8(tflite_file):
-    from keras_speech2vid.export.tflite import tflite_runner
+    from keras_speech2vid.inference.int8_engine import tflite_runner
 
     details = tflite_runner(tflite_file).interpreter.get_tensor_details()
     filters = [d for d in details if d["dtype"] == np.int8 and len(d["shape"]) == 4
