@@ -112,9 +112,10 @@ def find_remote_videos(inputs: Iterable[str]) -> list[str]:
     found = []
     for item in map(str, inputs):
         if Path(item).suffix.lower() in VIDEO_EXTENSIONS:
-            found += _list(item)
-            if not _list(item):
+            matched = _list(item)
+            if not matched:
                 raise Speech2VidError(f"{item}: no such file")
+            found += matched
         else:
             found += [p for p in _list(_join(item, "**")) if Path(p).suffix.lower() in VIDEO_EXTENSIONS]
     return sorted(set(found))

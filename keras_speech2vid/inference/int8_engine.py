@@ -25,17 +25,13 @@ def onnx_session(path, threads: int | None = None):
 
 def tflite_runner(path, threads: int | None = None):
     """A callable ``(windows=..., embedding=..., skip_53=..., skip_26=..., skip_12=...) -> {"frame": ...}``
-    of the TFLite file at `path` (one call at a time: the interpreter holds the tensors): LiteRT's interpreter when `ai-edge-litert` is installed, else TF's
-    (deprecated in TF 2.21 but present; its warning is silenced). Made by `export.tflite`."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
+    of the TFLite file at `path` (made by `export.tflite`), one call at a time: the interpreter holds the
+    tensors. TF's interpreter, deprecated in TF 2.21 in favour of LiteRT but present; its warning is muted."""
+    import tensorflow as tf
 
-        Interpreter = tf.lite.Interpreter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
+        interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
     interpreter.allocate_tensors()
     inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
     [output] = interpreter.get_output_details()
