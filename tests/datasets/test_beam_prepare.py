@@ -48,6 +48,7 @@ def test_direct_runner_options():
         pipeline_options("local")
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_two_worker_direct_runner_gives_the_local_records_and_manifest(prepared, tmp_path):
     local, local_manifest = prepared
     inputs = CLIPS + [DATA / "obama.jpg", DATA / "transcript.mp3"]  # as `prepared`: two must be skipped
@@ -102,6 +103,7 @@ def _snapshot(folder):
             for sub in ("records", "videos") for p in (folder / sub).iterdir()}
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_kill_9_midway_then_rerun_finishes_the_rest_and_repeats_nothing(tmp_path):
     out = tmp_path / "data"
     cmd = [sys.executable, "-m", "keras_speech2vid.cli", "prepare", *map(str, CLIPS), "--out", str(out),
