@@ -25,8 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from keras_speech2vid.data.prepare import (VIDEO_EXTENSIONS, PrepareConfig, _job, _syncnet, check_unique_names,
-                                           plan_jobs, save_result, video_id, workers_share_cores, write_manifest)
+from keras_speech2vid.data.prepare import (VIDEO_EXTENSIONS, PrepareConfig, _job, _syncnet, check_videos,
+                                           needs_measuring, plan_jobs, save_result, video_id, workers_share_cores, write_manifest)
 from keras_speech2vid.errors import Speech2VidError
 
 log = logging.getLogger(__name__)
@@ -125,22 +125,20 @@ def plan_remote_jobs(inputs: Iterable[str], out_url: str, config: PrepareConfig)
     """`plan_jobs` for a DATA_DIR at a URL (inputs local or URLs)."""
     from apache_beam.io.filesystems import FileSystems
 
+    inputs = list(inputs)
     videos = find_remote_videos(inputs)
-    if not videos:
-        raise Speech2VidError(f"{', '.join(map(str, inputs))}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
-    check_unique_names(videos)
+    check_videos(inputs, videos)
     stale = [p for folder in ("records", "videos") for p in _list(_join(out_url, folder, ".*"))]
     if stale:
         FileSystems.delete(stale)
     done = {Path(p).stem: p for p in _list(_join(out_url, "videos", "*.json"))}
     jobs = [(v, out_url, config, None) for v in videos if video_id(Path(v)) not in done]
-    syncnet = _syncnet(config)
-    if syncnet is not None:
+    if _syncnet(config) is not None:
         for v in videos:
             if video_id(Path(v)) in done:
                 with FileSystems.open(done[video_id(Path(v))], compression_type=RAW) as f:
                     entry = json.loads(f.read())
-                if entry.get("status") != "skipped" and entry.get("sync_model") != syncnet.sha256:
+                if needs_measuring(entry, config):
                     jobs.append((v, out_url, config, entry))
     return jobs
 

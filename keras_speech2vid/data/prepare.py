@@ -371,13 +371,21 @@ def write_manifest(out_dir: Path, config: PrepareConfig, speakers: dict | None =
     return manifest
 
 
-def check_unique_names(videos) -> None:
-    """Video ids are file stems: two videos of one name would share a shard."""
+def check_videos(inputs: list, videos: list) -> None:
+    """Refuse inputs holding no video, and two videos of one name (ids are file stems: they would share a shard)."""
+    if inputs and not videos:
+        raise Speech2VidError(f"{', '.join(map(str, inputs))}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
     ids: dict = {}
     for v in videos:
         if video_id(Path(v)) in ids:
             raise Speech2VidError(f"{v}: same name as {ids[video_id(Path(v))]}; video names must be unique")
         ids[video_id(Path(v))] = v
+
+
+def needs_measuring(entry: dict, config: PrepareConfig) -> bool:
+    """A finished video's entry that stage (ii) has not measured with this config's SyncNet."""
+    syncnet = _syncnet(config)
+    return syncnet is not None and entry.get("status") != "skipped" and entry.get("sync_model") != syncnet.sha256
 
 
 def plan_jobs(inputs: Iterable, out_dir: Path, config: PrepareConfig, shard: tuple[int, int] = (0, 1)) -> list[tuple]:
@@ -394,19 +402,16 @@ def plan_jobs(inputs: Iterable, out_dir: Path, config: PrepareConfig, shard: tup
             stale.unlink()
     inputs = list(inputs)
     videos = find_videos(inputs)
-    if inputs and not videos:
-        raise Speech2VidError(f"{', '.join(map(str, inputs))}: no video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
-    check_unique_names(videos)
+    check_videos(inputs, videos)
     mine = [v for v in videos if int(stable_hash("shard:" + video_id(v)) * 1e9) % count == index]
     todo = [v for v in mine if not (out_dir / "videos" / f"{video_id(v)}.json").exists()]
     jobs = [(str(v), str(out_dir), config, None) for v in todo]
-    if _syncnet(config) is not None:  # finished videos not yet measured by this SyncNet
-        sync_id = _syncnet(config).sha256
+    if _syncnet(config) is not None:
         for v in mine:
             done = out_dir / "videos" / f"{video_id(v)}.json"
             if v not in todo and done.exists():
                 entry = json.loads(done.read_text())
-                if entry.get("status") != "skipped" and entry.get("sync_model") != sync_id:
+                if needs_measuring(entry, config):
                     jobs.append((str(v), str(out_dir), config, entry))
     log.info("%d videos, %d in shard %d/%d, %d to do, %d to measure", len(videos), len(mine), index, count,
              len(todo), len(jobs) - len(todo))

@@ -216,6 +216,4 @@ def int8_engine(generator, deblurrer=None, *, batch_size: int = DEFAULT_BATCH, r
                                notify=lambda m: print(f"speech2vid: {m}", file=sys.stderr, flush=True))
 
     engine_class = TfliteFrameEngine if runtime == "tflite" else OnnxFrameEngine
-    engine = engine_class(generator, deblurrer, model_path=model_path, batch_size=batch_size)
-    engine.runtime = runtime
-    return engine
+    return engine_class(generator, deblurrer, model_path=model_path, batch_size=batch_size)

@@ -97,13 +97,20 @@ class FrameEngine:
 
         return self.encode_identity(fit_faces(faces, self.identity_images))
 
-    def run(self, windows: np.ndarray, identity, deblur: bool = True) -> np.ndarray:
-        """(n, 109, 109, 3) float32 frames for n ≤ batch_size windows (padded to batch_size inside)."""
+    def padded(self, windows: np.ndarray) -> np.ndarray:
+        """`windows` (n ≤ batch_size of them, float32) padded with zero windows to batch_size."""
         n = len(windows)
         if n > self.batch_size:
             raise ValueError(f"at most batch_size={self.batch_size} windows per call. Received: {n}")
+        windows = np.asarray(windows, np.float32)
         if n < self.batch_size:
             windows = np.concatenate([windows, np.zeros((self.batch_size - n,) + windows.shape[1:], np.float32)])
+        return windows
+
+    def run(self, windows: np.ndarray, identity, deblur: bool = True) -> np.ndarray:
+        """(n, 109, 109, 3) float32 frames for n ≤ batch_size windows (padded to batch_size inside)."""
+        n = len(windows)
+        windows = self.padded(windows)
         deblur = bool(deblur and self.deblurrer is not None)
         if self.cache_identity:
             out = self._cached(windows, *identity, deblur)

@@ -87,14 +87,8 @@ class TfliteFrameEngine(OnnxFrameEngine):
         return tflite_runner(path)
 
     def run(self, windows: np.ndarray, identity, deblur: bool = True) -> np.ndarray:
-        n = len(windows)
-        if n > self.batch_size:
-            raise ValueError(f"at most batch_size={self.batch_size} windows per call. Received: {n}")
-        windows = np.asarray(windows, np.float32)
-        if n < self.batch_size:
-            windows = np.concatenate([windows, np.zeros((self.batch_size - n,) + windows.shape[1:], np.float32)])
         feeds = {name: np.asarray(t, np.float32) for name, t in zip(IDENTITY_INPUTS, identity)}
-        return self.session(deblur)(windows=windows, **feeds)["frame"][:n]
+        return self.session(deblur)(windows=self.padded(windows), **feeds)["frame"][:len(windows)]
 
 
 INT8_RUNTIMES = ("auto", "onnxruntime", "tflite")
